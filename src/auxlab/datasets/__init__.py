@@ -1,0 +1,1 @@
+"""Loaders for the real data sets that the demo, examples and benchmarks use."""
