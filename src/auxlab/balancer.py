@@ -1,0 +1,265 @@
+"""The Balancer: compute the signals a strategy needs, let it decide, apply the weights.
+
+Use it in your own loop in place of ``loss.backward()``::
+
+    balancer = Balancer(FixedWeights({"aux": 0.2}), shared=model.encoder)
+    for inputs, targets in loader:
+        optimizer.zero_grad()
+        record = balancer.backward(objective(model(**inputs), targets))
+        optimizer.step()
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from auxlab._errors import NonFiniteLossError, TaskMismatchError
+from auxlab.objective import check_same_tasks
+from auxlab.signals import gramian, per_task_grads, representation_grads
+from auxlab.weighting import FixedWeights, Need, Signals, Strategy, as_decision, create
+from auxlab.weighting._base import check_weight
+
+__all__ = ["Balancer", "StepRecord"]
+
+
+@dataclass
+class StepRecord:
+    """What happened at one Balancer step; probes and the History read it.
+
+    Attributes:
+        step: The step counter, from 0.
+        losses: Unweighted loss per task.
+        weights: Weight per task used at this step.
+        total: The weighted total ``Σ wᵢ·Lᵢ`` (plus a strategy's extra term, if any).
+        skipped: True if the step was skipped because a loss was not finite.
+        grad_norms: Per-task gradient norm on the shared parameters, when computed.
+        cosines: Cosine between the main task's gradient and each task's, when computed.
+    """
+
+    step: int
+    losses: dict[str, float]
+    weights: dict[str, float]
+    total: float
+    skipped: bool = False
+    grad_norms: dict[str, float] | None = None
+    cosines: dict[str, float] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A flat ``{name: value}`` dict: ``loss_<task>``, ``weight_<task>``, ``total``, ..."""
+        out: dict[str, Any] = {"step": self.step, "total": self.total, "skipped": self.skipped}
+        for t, v in self.losses.items():
+            out[f"loss_{t}"] = v
+        for t, v in self.weights.items():
+            out[f"weight_{t}"] = v
+        for name, d in (("grad_norm", self.grad_norms), ("cosine", self.cosines)):
+            for t, v in (d or {}).items():
+                out[f"{name}_{t}"] = v
+        out.update(self.extra)
+        return out
+
+
+def _as_params(shared: nn.Module | Iterable[torch.Tensor] | None) -> list[torch.Tensor]:
+    if shared is None:
+        return []
+    if isinstance(shared, nn.Module):
+        params = [p for p in shared.parameters() if p.requires_grad]
+    else:
+        params = [p for p in shared if p.requires_grad]
+    return params
+
+
+class Balancer:
+    """Computes what a strategy needs, calls it, and applies its weights with one backward.
+
+    Args:
+        strategy: A :class:`~auxlab.weighting.Strategy`, a registered name (``"equal"``), or
+            Keras-style weights (a dict or list) as a shortcut for ``FixedWeights``.
+        shared: The shared block (a module or its parameters). Needed only by strategies
+            that read per-task gradients.
+        main: The main task. Defaults to the ``main`` attribute of the losses (set by
+            :class:`~auxlab.Objective`), else a task named ``"main"``.
+        every: Compute signals and update the strategy every ``every`` steps; in between,
+            reuse the last weights (cheaper for gradient-based strategies).
+        nan_policy: ``"raise"`` (default) raises :class:`~auxlab.NonFiniteLossError` naming
+            the task and step when a loss is NaN or infinite; ``"skip"`` skips the backward
+            for that step and counts it in :attr:`skipped_steps`.
+
+    Attributes:
+        state: The strategy's current state.
+        step: Steps taken so far (skipped ones included).
+        skipped_steps: Steps skipped under ``nan_policy="skip"``.
+    """
+
+    def __init__(
+        self,
+        strategy: Strategy | str | Mapping[str, float] | list[float],
+        shared: nn.Module | Iterable[torch.Tensor] | None = None,
+        main: str | None = None,
+        every: int = 1,
+        nan_policy: Literal["raise", "skip"] = "raise",
+    ) -> None:
+        if isinstance(strategy, str):
+            strategy = create(strategy)
+        elif isinstance(strategy, (Mapping, list, tuple)):
+            strategy = FixedWeights(strategy)
+        if not isinstance(strategy, Strategy):
+            raise TypeError(f"strategy must be a Strategy, a name or weights, got {strategy!r}")
+        if nan_policy not in ("raise", "skip"):
+            raise ValueError(f"nan_policy must be 'raise' or 'skip', got {nan_policy!r}")
+        if int(every) != every or every < 1:
+            raise ValueError(f"every must be a positive integer, got {every!r}")
+        self.strategy = strategy
+        self.shared = _as_params(shared)
+        self.main = main
+        self.every = int(every)
+        self.nan_policy = nan_policy
+        self.tasks: tuple[str, ...] | None = None
+        self.state: Any = None
+        self.step = 0
+        self.skipped_steps = 0
+        self._last: Any = None
+        needs = strategy.needs
+        if needs & {Need.GRADS, Need.GRAMIAN} and not self.shared:
+            raise ValueError(
+                f"{type(strategy).__name__} needs per-task gradients on the shared parameters; "
+                "pass shared=<the shared module or its parameters> to the Balancer."
+            )
+
+    def _start(self, losses: Mapping[str, torch.Tensor]) -> None:
+        tasks = tuple(losses)
+        main = self.main or getattr(losses, "main", None) or ("main" if "main" in tasks else None)
+        if main is None:
+            raise TaskMismatchError(
+                f"which task is the main one? Tasks are {list(tasks)}; pass main=... to the "
+                "Balancer (or name the main task 'main')."
+            )
+        if main not in tasks:
+            raise TaskMismatchError(f"main task '{main}' is not one of the tasks {list(tasks)}")
+        self.tasks, self.main = tasks, main
+        self.state = self.strategy.init(tasks, main)
+
+    def parameters(self) -> list[nn.Parameter]:
+        """The strategy's learnable parameters, to give to the optimizer."""
+        return self.strategy.parameters()
+
+    def backward(
+        self,
+        losses: Mapping[str, torch.Tensor],
+        representation: torch.Tensor | None = None,
+        val_losses: Mapping[str, float] | None = None,
+    ) -> StepRecord:
+        """Weigh the losses and backpropagate once; return the step's record.
+
+        Args:
+            losses: Scalar loss per task (what :class:`~auxlab.Objective` returns).
+            representation: The shared representation, for strategies that need
+                ``Need.REP_GRADS``.
+            val_losses: Validation losses per task, for strategies that need them.
+        """
+        if self.tasks is None:
+            self._start(losses)
+        assert self.tasks is not None and self.main is not None
+        check_same_tasks(self.tasks, losses, "the Balancer's tasks", "the losses")
+        values = {}
+        for t in self.tasks:
+            loss = losses[t]
+            if loss.ndim != 0:
+                raise ValueError(f"the loss of task '{t}' must be a scalar, got {loss.shape}")
+            values[t] = loss.detach()
+        floats = {t: float(v) for t, v in values.items()}
+        bad = next((t for t, v in floats.items() if not math.isfinite(v)), None)
+        if bad is not None:
+            if self.nan_policy == "raise":
+                raise NonFiniteLossError(bad, self.step, floats[bad])
+            self.skipped_steps += 1
+            record = StepRecord(self.step, floats, {}, float("nan"), skipped=True)
+            self.step += 1
+            return record
+
+        needs = self.strategy.needs
+        refresh = self._last is None or self.step % self.every == 0
+        grads = gram = rep = None
+        if refresh:
+            ordered = [losses[t] for t in self.tasks]
+            if needs & {Need.GRADS, Need.GRAMIAN}:
+                grads = per_task_grads(ordered, self.shared)
+                if Need.GRAMIAN in needs:
+                    gram = gramian(grads)
+            if Need.REP_GRADS in needs:
+                if representation is None:
+                    raise ValueError(
+                        f"{type(self.strategy).__name__} needs gradients on the shared "
+                        "representation: pass representation=<tensor> to backward()."
+                    )
+                rep = representation_grads(ordered, representation)
+            if Need.VAL_LOSSES in needs and val_losses is None:
+                raise ValueError(
+                    f"{type(self.strategy).__name__} needs validation losses: pass "
+                    "val_losses={task: value} to backward()."
+                )
+            signals = Signals(
+                step=self.step,
+                tasks=self.tasks,
+                main=self.main,
+                losses=values,
+                grads=grads if Need.GRADS in needs else None,
+                gramian=gram,
+                rep_grads=rep,
+                val_losses=val_losses,
+            )
+            out, self.state = self.strategy.update(signals, self.state)
+            self._last = as_decision(out)
+        decision = self._last
+        check_same_tasks(self.tasks, decision.weights, "the tasks", "the strategy's weights")
+
+        total: torch.Tensor | None = None
+        weights: dict[str, float] = {}
+        for t in self.tasks:
+            w = decision.weights[t]
+            weights[t] = check_weight(t, float(w), f"weight chosen by {type(self.strategy).__name__}")
+            term = losses[t] * w
+            total = term if total is None else total + term
+        assert total is not None
+        if decision.extra_loss is not None:
+            total = total + decision.extra_loss
+
+        if decision.shared_grad is not None:
+            before = [p.grad.clone() if p.grad is not None else None for p in self.shared]
+            total.backward()
+            self._write_shared(decision.shared_grad, before)
+        else:
+            total.backward()
+
+        record = StepRecord(self.step, floats, weights, float(total.detach()))
+        if grads is not None:
+            norms = grads.norm(dim=1)
+            i_main = self.tasks.index(self.main)
+            record.grad_norms = {t: float(n) for t, n in zip(self.tasks, norms, strict=True)}
+            denom = norms * norms[i_main]
+            cos = (grads @ grads[i_main]) / denom.clamp_min(1e-30)
+            record.cosines = {t: float(c) for t, c in zip(self.tasks, cos, strict=True)}
+        self.step += 1
+        return record
+
+    def _write_shared(self, flat: torch.Tensor, before: list[torch.Tensor | None]) -> None:
+        offset = 0
+        for p, prev in zip(self.shared, before, strict=True):
+            n = p.numel()
+            g = flat[offset : offset + n].view_as(p).to(p.dtype)
+            p.grad = g.clone() if prev is None else prev + g
+            offset += n
+        if offset != flat.numel():
+            raise ValueError(
+                f"the strategy's shared gradient has {flat.numel()} values but the shared "
+                f"parameters have {offset}"
+            )
+
+    def __repr__(self) -> str:
+        return f"Balancer({self.strategy!r}, main={self.main!r}, every={self.every})"

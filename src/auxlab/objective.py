@@ -1,0 +1,438 @@
+"""Objective: named per-task losses and metrics, with Keras-style list or dict arguments.
+
+Tasks are named. A model returns a mapping ``{task: output}``; the objective maps each output
+and its target to a scalar loss, ``{task: loss}``. One task is the main task; every other task
+is auxiliary.
+
+Keras users may give losses (and, to strategies, weights) as a *list*. A list is matched to
+the model's outputs **in the model's declared output order**: ``model.output_names`` when the
+model has that attribute, otherwise the ``outputs=`` argument of :class:`Objective`. Unlike
+Keras 3, which flattens dict outputs in *sorted key* order, auxlab never sorts: the order is
+the one the model declares, and the length is checked.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from auxlab._errors import TaskMismatchError
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+MetricFn = Callable[[torch.Tensor, torch.Tensor], float]
+
+__all__ = [
+    "LOSSES",
+    "METRICS",
+    "Losses",
+    "Objective",
+    "check_same_tasks",
+    "match_to_tasks",
+    "resolve_loss",
+]
+
+
+def _align(pred: torch.Tensor, target: torch.Tensor, task: str) -> torch.Tensor:
+    """Reshape ``target`` to ``pred``'s shape when only singleton dimensions differ."""
+    if target.shape == pred.shape:
+        return target.to(pred.dtype)
+    if target.numel() != pred.numel():
+        raise ValueError(
+            f"task '{task}': output has shape {tuple(pred.shape)} but its target has shape "
+            f"{tuple(target.shape)}; they must hold the same number of values."
+        )
+    return target.reshape(pred.shape).to(pred.dtype)
+
+
+def _bce(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    # Probabilities are clipped to [1e-7, 1 - 1e-7], as Keras' binary_crossentropy does.
+    p = pred.clamp(1e-7, 1.0 - 1e-7)
+    return F.binary_cross_entropy(p, target)
+
+
+def _ce(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    # Integer class ids, or class probabilities of the same shape as the logits.
+    if target.dtype.is_floating_point and target.shape == pred.shape:
+        return F.cross_entropy(pred, target)
+    return F.cross_entropy(pred, target.reshape(-1).long())
+
+
+#: Built-in losses by name. ``bce`` takes probabilities, ``bce_logits`` and ``ce`` take logits.
+LOSSES: dict[str, LossFn] = {
+    "bce": _bce,
+    "bce_logits": F.binary_cross_entropy_with_logits,
+    "ce": _ce,
+    "mse": F.mse_loss,
+    "mae": F.l1_loss,
+    "huber": F.huber_loss,
+}
+
+#: Keras spellings accepted as aliases.
+_ALIASES = {
+    "binary_crossentropy": "bce",
+    "sparse_categorical_crossentropy": "ce",
+    "categorical_crossentropy": "ce",
+    "cross_entropy": "ce",
+    "mean_squared_error": "mse",
+    "mean_absolute_error": "mae",
+    "l1": "mae",
+    "smooth_l1": "huber",
+}
+
+_NEEDS_ALIGN = {"bce", "bce_logits", "mse", "mae", "huber"}
+
+
+def resolve_loss(spec: str | LossFn) -> tuple[str, LossFn]:
+    """Return ``(name, function)`` for a loss given by name or as a callable.
+
+    Raises:
+        ValueError: For an unknown name; the message lists the known names.
+        TypeError: For anything that is neither a string nor a callable.
+    """
+    if isinstance(spec, str):
+        name = _ALIASES.get(spec, spec)
+        if name not in LOSSES:
+            known = ", ".join(sorted(LOSSES)) + "; aliases: " + ", ".join(sorted(_ALIASES))
+            raise ValueError(f"unknown loss '{spec}'. Known losses: {known}.")
+        return name, LOSSES[name]
+    if callable(spec):
+        return getattr(spec, "__name__", type(spec).__name__), spec
+    raise TypeError(f"a loss must be a name or a callable, got {type(spec).__name__}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics: functions of the whole set of predictions and targets, returning a float.
+
+
+def _binary_scores(pred: torch.Tensor, loss_name: str) -> torch.Tensor:
+    """Probability-like scores for binary accuracy; logits for ``bce_logits``."""
+    return torch.sigmoid(pred) if loss_name == "bce_logits" else pred
+
+
+def _accuracy(loss_name: str) -> MetricFn:
+    def accuracy(pred: torch.Tensor, target: torch.Tensor) -> float:
+        if loss_name == "ce":
+            return (pred.argmax(-1) == target.reshape(-1).long()).double().mean().item()
+        p = _binary_scores(pred, loss_name).reshape(-1)
+        return ((p > 0.5).double() == (target.reshape(-1) > 0.5).double()).double().mean().item()
+
+    return accuracy
+
+
+def _auc(loss_name: str) -> MetricFn:
+    def auc(pred: torch.Tensor, target: torch.Tensor) -> float:
+        # Rank-based ROC AUC (Mann-Whitney U), average ranks for ties.
+        s = pred.reshape(-1).double().cpu().numpy()
+        y = (target.reshape(-1) > 0.5).cpu().numpy()
+        n_pos, n_neg = int(y.sum()), int((~y).sum())
+        if n_pos == 0 or n_neg == 0:
+            return float("nan")
+        order = np.argsort(s, kind="mergesort")
+        ranks = np.empty(len(s), dtype=np.float64)
+        sorted_s = s[order]
+        i = 0
+        while i < len(s):
+            j = i
+            while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
+                j += 1
+            ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
+            i = j + 1
+        return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+    return auc
+
+
+def _regression(kind: str) -> Callable[[str], MetricFn]:
+    def build(loss_name: str) -> MetricFn:
+        def metric(pred: torch.Tensor, target: torch.Tensor) -> float:
+            p = pred.reshape(-1).double()
+            t = target.reshape(-1).double()
+            if kind == "mse":
+                return ((p - t) ** 2).mean().item()
+            if kind == "mae":
+                return (p - t).abs().mean().item()
+            ss_res = ((p - t) ** 2).sum()
+            ss_tot = ((t - t.mean()) ** 2).sum()
+            return (1.0 - ss_res / ss_tot).item() if ss_tot > 0 else float("nan")
+
+        metric.__name__ = kind
+        return metric
+
+    return build
+
+
+#: Built-in metrics by name. Each is resolved per task from the task's loss (as Keras resolves
+#: ``"accuracy"``): binary accuracy thresholds probabilities at 0.5 and logits at 0.
+METRICS: dict[str, Callable[[str], MetricFn]] = {
+    "accuracy": _accuracy,
+    "auc": _auc,
+    "mse": _regression("mse"),
+    "mae": _regression("mae"),
+    "r2": _regression("r2"),
+}
+
+#: Whether a larger value of the metric is better.
+HIGHER_IS_BETTER = {"accuracy": True, "auc": True, "mse": False, "mae": False, "r2": True}
+
+
+# ---------------------------------------------------------------------------------------------
+# Matching names.
+
+
+def check_same_tasks(
+    expected: Iterable[str], got: Iterable[str], expected_what: str, got_what: str
+) -> None:
+    """Raise :class:`TaskMismatchError` unless two collections of task names are equal.
+
+    The message lists both sides and what is missing from each.
+    """
+    a, b = list(expected), list(got)
+    if set(a) == set(b):
+        return
+    only_a = [t for t in a if t not in set(b)]
+    only_b = [t for t in b if t not in set(a)]
+    parts = [f"{expected_what} are {a} but {got_what} are {b}."]
+    if only_a:
+        parts.append(f"Missing from {got_what}: {only_a}.")
+    if only_b:
+        parts.append(f"Not in {expected_what}: {only_b}.")
+    raise TaskMismatchError(" ".join(parts))
+
+
+def match_to_tasks(
+    values: Mapping[str, Any] | Sequence[Any], tasks: Sequence[str] | None, what: str
+) -> dict[str, Any]:
+    """Turn a dict, or a list in the documented output order, into a ``{task: value}`` dict.
+
+    Args:
+        values: A mapping keyed by task name, or a list/tuple matched position by position to
+            ``tasks`` (the model's declared output order).
+        tasks: Task names in output order. Required when ``values`` is a list.
+        what: What the values are ("losses", "loss weights"), for error messages.
+
+    Raises:
+        TaskMismatchError: If names differ, or a list has the wrong length.
+        ValueError: If a list is given but the output order is unknown.
+    """
+    if isinstance(values, Mapping):
+        out = dict(values)
+        if tasks is not None:
+            check_same_tasks(tasks, out, "the model's outputs", what)
+            out = {t: out[t] for t in tasks}
+        return out
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise TypeError(f"{what} must be a dict keyed by task or a list, got {type(values)}")
+    if tasks is None:
+        raise ValueError(
+            f"{what} were given as a list, which is matched to the model's outputs in order, "
+            "but the output order is unknown. Give a dict keyed by task name, or pass "
+            "outputs=[...] (or give the model an `output_names` attribute)."
+        )
+    if len(values) != len(tasks):
+        raise TaskMismatchError(
+            f"{len(values)} {what} were given as a list for {len(tasks)} outputs {list(tasks)}; "
+            "a list is matched to the outputs in order and must have one entry per output."
+        )
+    return dict(zip(tasks, values, strict=True))
+
+
+class Losses(dict[str, torch.Tensor]):
+    """A ``{task: scalar loss}`` dict that also knows which task is the main one."""
+
+    def __init__(self, values: Mapping[str, torch.Tensor], main: str) -> None:
+        super().__init__(values)
+        self.main = main
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (dict(self), self.main))
+
+
+class Objective:
+    """Named per-task losses and metrics.
+
+    Args:
+        losses: One loss for every output (a name or a callable, as Keras' ``loss="bce"``),
+            a dict ``{task: loss}``, or a list matched to ``outputs`` in order. Loss names:
+            ``"bce"`` (probabilities), ``"bce_logits"``, ``"ce"`` (logits; integer class ids
+            or class probabilities), ``"mse"``, ``"mae"``, ``"huber"``, and the Keras
+            spellings (``"binary_crossentropy"``, ...). A callable takes
+            ``(output, target)`` and returns a scalar.
+        main: The main task. Defaults to ``"main"`` if there is such a task, else the first
+            output in order.
+        outputs: Task names in the model's output order. Needed when ``losses`` is one loss
+            for all outputs or a list, unless the model passed to :meth:`bind` has an
+            ``output_names`` attribute.
+        metrics: ``{task: [metric, ...]}`` or one list for every task. Names: ``"accuracy"``,
+            ``"auc"``, ``"mse"``, ``"mae"``, ``"r2"``; or callables ``(pred, target) -> float``.
+
+    Example:
+        >>> import torch
+        >>> obj = Objective({"main": "mse", "aux": "mae"}, metrics={"main": ["r2"]})
+        >>> out = {"main": torch.zeros(4, 1), "aux": torch.ones(4)}
+        >>> losses = obj(out, {"main": torch.ones(4), "aux": torch.ones(4)})
+        >>> {k: v.item() for k, v in losses.items()}
+        {'main': 1.0, 'aux': 0.0}
+    """
+
+    def __init__(
+        self,
+        losses: str | LossFn | Mapping[str, str | LossFn] | Sequence[str | LossFn],
+        main: str | None = None,
+        outputs: Sequence[str] | None = None,
+        metrics: Mapping[str, Sequence[str | MetricFn]] | Sequence[str | MetricFn] | None = None,
+    ) -> None:
+        self._spec = losses
+        self._metric_spec = metrics
+        self._main_arg = main
+        self.tasks: tuple[str, ...] = ()
+        self.loss_names: dict[str, str] = {}
+        self._losses: dict[str, LossFn] = {}
+        self.metrics: dict[str, dict[str, MetricFn]] = {}
+        self.main = ""
+        if outputs is not None:
+            self._build(tuple(outputs))
+        elif isinstance(losses, Mapping):
+            self._build(tuple(losses))
+        # Otherwise the tasks are learned from the model (bind) or the first outputs seen.
+
+    # -- construction ------------------------------------------------------------------------
+    def _build(self, tasks: tuple[str, ...]) -> None:
+        if len(set(tasks)) != len(tasks):
+            raise ValueError(f"task names must be unique, got {list(tasks)}")
+        spec = self._spec
+        per_task = (
+            dict.fromkeys(tasks, spec)
+            if isinstance(spec, str) or callable(spec)
+            else match_to_tasks(spec, tasks, "losses")
+        )
+        self.tasks = tasks
+        self._losses = {}
+        self.loss_names = {}
+        for task, s in per_task.items():
+            if s is None:
+                raise ValueError(
+                    f"task '{task}' has no loss. Every output needs a loss in auxlab; drop the "
+                    "output from the model's returned dict if it should not be trained."
+                )
+            name, fn = resolve_loss(s)
+            self.loss_names[task] = name
+            self._losses[task] = fn
+        if self._main_arg is not None:
+            if self._main_arg not in tasks:
+                raise TaskMismatchError(
+                    f"main task '{self._main_arg}' is not one of the tasks {list(tasks)}."
+                )
+            self.main = self._main_arg
+        else:
+            self.main = "main" if "main" in tasks else tasks[0]
+        self.metrics = self._build_metrics(self._metric_spec)
+
+    def _build_metrics(
+        self, spec: Mapping[str, Sequence[str | MetricFn]] | Sequence[str | MetricFn] | None
+    ) -> dict[str, dict[str, MetricFn]]:
+        if spec is None:
+            return {}
+        if isinstance(spec, Mapping):
+            unknown = [t for t in spec if t not in self.tasks]
+            if unknown:
+                raise TaskMismatchError(
+                    f"metrics were given for {unknown}, which are not tasks; tasks are "
+                    f"{list(self.tasks)}."
+                )
+            per_task = dict(spec)
+        else:
+            per_task = dict.fromkeys(self.tasks, spec)
+        out: dict[str, dict[str, MetricFn]] = {}
+        for task, items in per_task.items():
+            if isinstance(items, str) or callable(items):
+                items = [items]
+            out[task] = {}
+            for m in items:
+                if isinstance(m, str):
+                    if m not in METRICS:
+                        raise ValueError(
+                            f"unknown metric '{m}'. Known metrics: {', '.join(sorted(METRICS))}."
+                        )
+                    out[task][m] = METRICS[m](self.loss_names[task])
+                else:
+                    out[task][getattr(m, "__name__", type(m).__name__)] = m
+        return out
+
+    def bind(self, model: Any) -> Objective:
+        """Learn the output order from ``model.output_names`` if the tasks are not known yet.
+
+        If they are known and the model declares names, the two are checked against each
+        other. Returns ``self``.
+        """
+        names = getattr(model, "output_names", None)
+        if names is None:
+            return self
+        names = tuple(names)
+        if not self.tasks:
+            self._build(names)
+        else:
+            check_same_tasks(self.tasks, names, "the objective's tasks", "the model's outputs")
+        return self
+
+    # -- use ---------------------------------------------------------------------------------
+    def _outputs_as_dict(self, outputs: Any) -> dict[str, torch.Tensor]:
+        if isinstance(outputs, Mapping):
+            if not self.tasks:
+                self._build(tuple(outputs))
+            return dict(outputs)
+        if isinstance(outputs, torch.Tensor):
+            outputs = (outputs,)
+        if not self.tasks:
+            raise ValueError(
+                "the model returned a tuple/list of outputs but the output names are unknown: "
+                "pass outputs=[...] to Objective, or return a dict from the model."
+            )
+        return match_to_tasks(list(outputs), self.tasks, "model outputs")
+
+    def __call__(self, outputs: Any, targets: Mapping[str, torch.Tensor]) -> Losses:
+        """Compute ``{task: loss}`` for one batch.
+
+        Raises:
+            TaskMismatchError: If outputs, targets and losses name different tasks.
+        """
+        out = self._outputs_as_dict(outputs)
+        check_same_tasks(self.tasks, out, "the objective's tasks", "the model's outputs")
+        if not isinstance(targets, Mapping):
+            raise TypeError(
+                "targets must be a dict keyed by task name, e.g. {'main': y, 'aux': y} "
+                f"(got {type(targets).__name__})."
+            )
+        check_same_tasks(self.tasks, targets, "the objective's tasks", "the targets")
+        losses = {}
+        for task in self.tasks:
+            pred, target = out[task], targets[task]
+            if self.loss_names[task] in _NEEDS_ALIGN:
+                target = _align(pred, target, task)
+            loss = self._losses[task](pred, target)
+            if loss.ndim != 0:
+                raise ValueError(
+                    f"the loss of task '{task}' returned shape {tuple(loss.shape)}; a loss must "
+                    "return a scalar (reduce it with .mean())."
+                )
+            losses[task] = loss
+        return Losses(losses, self.main)
+
+    def compute_metrics(
+        self, outputs: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]
+    ) -> dict[str, float]:
+        """Metrics over a whole set of predictions, keyed ``"<task>_<metric>"``."""
+        result: dict[str, float] = {}
+        for task, fns in self.metrics.items():
+            for name, fn in fns.items():
+                value = float(fn(outputs[task].detach(), targets[task]))
+                result[f"{task}_{name}"] = value if math.isfinite(value) else float("nan")
+        return result
+
+    def __repr__(self) -> str:
+        losses = ", ".join(f"{t}={n}" for t, n in self.loss_names.items())
+        return f"Objective({losses}; main={self.main!r})"

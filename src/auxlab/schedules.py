@@ -1,0 +1,134 @@
+"""Schedules: plain ``step -> float`` functions for weights that change during training.
+
+Steps count optimizer steps (Balancer steps), from 0. Use them with
+:func:`auxlab.weighting.scheduled`, e.g. to anneal an auxiliary weight to zero::
+
+    scheduled({"aux": anneal_to_zero(0.3, steps=2000)})
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+__all__ = [
+    "Schedule",
+    "anneal_to_zero",
+    "constant",
+    "cosine",
+    "linear",
+    "piecewise_constant",
+    "warmup",
+]
+
+Schedule = Callable[[int], float]
+
+
+def _check_steps(steps: int) -> None:
+    if int(steps) != steps or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+
+
+def _check_value(name: str, value: float) -> None:
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0 (it is a loss weight), got {value}")
+
+
+def constant(value: float) -> Schedule:
+    """``value`` at every step.
+
+    >>> constant(0.2)(1000)
+    0.2
+    """
+    _check_value("value", value)
+    return lambda step: value
+
+
+def linear(start: float, end: float, steps: int) -> Schedule:
+    """From ``start`` at step 0 to ``end`` at step ``steps``, straight; ``end`` after that.
+
+    >>> f = linear(0.0, 1.0, 10)
+    >>> f(0), f(5), f(10), f(20)
+    (0.0, 0.5, 1.0, 1.0)
+    """
+    _check_value("start", start)
+    _check_value("end", end)
+    _check_steps(steps)
+
+    def schedule(step: int) -> float:
+        t = min(max(step, 0), steps) / steps
+        return start + (end - start) * t
+
+    return schedule
+
+
+def cosine(start: float, end: float, steps: int) -> Schedule:
+    """Half a cosine from ``start`` (step 0) to ``end`` (step ``steps``); ``end`` after that.
+
+    >>> f = cosine(1.0, 0.0, 10)
+    >>> f(0), round(f(5), 6), f(10)
+    (1.0, 0.5, 0.0)
+    """
+    _check_value("start", start)
+    _check_value("end", end)
+    _check_steps(steps)
+
+    def schedule(step: int) -> float:
+        t = min(max(step, 0), steps) / steps
+        return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+    return schedule
+
+
+def piecewise_constant(values: Sequence[float], boundaries: Sequence[int]) -> Schedule:
+    """A step schedule: ``values[0]`` before ``boundaries[0]``, ``values[i]`` from ``boundaries[i-1]``.
+
+    >>> f = piecewise_constant([1.0, 0.5, 0.0], [100, 200])
+    >>> f(99), f(100), f(250)
+    (1.0, 0.5, 0.0)
+    """
+    if len(values) != len(boundaries) + 1:
+        raise ValueError(
+            f"piecewise_constant needs one more value than boundaries, got {len(values)} "
+            f"values and {len(boundaries)} boundaries"
+        )
+    if list(boundaries) != sorted(boundaries) or any(b < 0 for b in boundaries):
+        raise ValueError(f"boundaries must be increasing steps >= 0, got {list(boundaries)}")
+    for v in values:
+        _check_value("each value", v)
+    vals, bounds = list(values), list(boundaries)
+
+    def schedule(step: int) -> float:
+        i = 0
+        while i < len(bounds) and step >= bounds[i]:
+            i += 1
+        return vals[i]
+
+    return schedule
+
+
+def warmup(value: float, steps: int, start: float = 0.0) -> Schedule:
+    """Linear warm-up from ``start`` to ``value`` over ``steps``, then ``value``.
+
+    >>> f = warmup(0.2, 100)
+    >>> f(0), f(50), f(100), f(1000)
+    (0.0, 0.1, 0.2, 0.2)
+    """
+    return linear(start, value, steps)
+
+
+def anneal_to_zero(value: float, steps: int, kind: str = "linear") -> Schedule:
+    """From ``value`` down to 0 at step ``steps`` (``kind`` is ``"linear"`` or ``"cosine"``).
+
+    GoogLeNet-style auxiliary classifiers help early and are discarded at inference; annealing
+    their weight to zero lets the last part of training optimise the main loss alone.
+
+    >>> f = anneal_to_zero(0.3, 10)
+    >>> f(0), f(10), f(11)
+    (0.3, 0.0, 0.0)
+    """
+    if kind == "linear":
+        return linear(value, 0.0, steps)
+    if kind == "cosine":
+        return cosine(value, 0.0, steps)
+    raise ValueError(f"unknown kind '{kind}'; use 'linear' or 'cosine'")
