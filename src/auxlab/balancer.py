@@ -68,11 +68,8 @@ class StepRecord:
 def _as_params(shared: nn.Module | Iterable[torch.Tensor] | None) -> list[torch.Tensor]:
     if shared is None:
         return []
-    if isinstance(shared, nn.Module):
-        params = [p for p in shared.parameters() if p.requires_grad]
-    else:
-        params = [p for p in shared if p.requires_grad]
-    return params
+    items: Iterable[torch.Tensor] = shared.parameters() if isinstance(shared, nn.Module) else shared
+    return [p for p in items if p.requires_grad]
 
 
 class Balancer:
@@ -165,7 +162,8 @@ class Balancer:
         """
         if self.tasks is None:
             self._start(losses)
-        assert self.tasks is not None and self.main is not None
+        assert self.tasks is not None
+        assert self.main is not None
         check_same_tasks(self.tasks, losses, "the Balancer's tasks", "the losses")
         values = {}
         for t in self.tasks:
@@ -223,7 +221,8 @@ class Balancer:
         weights: dict[str, float] = {}
         for t in self.tasks:
             w = decision.weights[t]
-            weights[t] = check_weight(t, float(w), f"weight chosen by {type(self.strategy).__name__}")
+            who = f"weight chosen by {type(self.strategy).__name__}"
+            weights[t] = check_weight(t, float(w), who)
             term = losses[t] * w
             total = term if total is None else total + term
         assert total is not None

@@ -81,7 +81,7 @@ def cosine(start: float, end: float, steps: int) -> Schedule:
 
 
 def piecewise_constant(values: Sequence[float], boundaries: Sequence[int]) -> Schedule:
-    """A step schedule: ``values[0]`` before ``boundaries[0]``, ``values[i]`` from ``boundaries[i-1]``.
+    """A step schedule: ``values[i]`` from ``boundaries[i-1]`` on (``values[0]`` before).
 
     >>> f = piecewise_constant([1.0, 0.5, 0.0], [100, 200])
     >>> f(99), f(100), f(250)

@@ -12,7 +12,7 @@ import copy
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from pathlib import Path
 from typing import Any
 
@@ -419,11 +419,7 @@ def _fit(
     best_state: dict[str, torch.Tensor] | None = None
     bad_epochs = 0
     history = History()
-    total_steps = None
-    try:
-        total_steps = len(train)  # type: ignore[arg-type]
-    except TypeError:
-        pass
+    total_steps = len(train) if isinstance(train, Sized) else None
 
     for epoch in range(epochs):
         model.train()
@@ -490,7 +486,9 @@ def _fit(
             _save_checkpoint(checkpoint, model, opt, epoch, best if monitor else None, history)
         if progress:
             weights = {k[len("weight_") :]: v for k, v in ep.items() if k.startswith("weight_")}
-            losses = {k[len("train_loss_") :]: v for k, v in ep.items() if k.startswith("train_loss_")}
+            losses = {
+                k[len("train_loss_") :]: v for k, v in ep.items() if k.startswith("train_loss_")
+            }
             msg = (
                 f"epoch {epoch + 1}/{epochs}  train total {ep.get('train_total', math.nan):.4f}"
                 f" = Σ w·loss over: {_format_losses(losses, weights)}"

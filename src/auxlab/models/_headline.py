@@ -118,12 +118,15 @@ class HeadlineModel(nn.Module):
     def reset_parameters(self) -> None:
         """Re-initialise with PyTorch's defaults."""
         for m in self.modules():
-            if m is not self and hasattr(m, "reset_parameters"):
-                m.reset_parameters()
+            reset = getattr(m, "reset_parameters", None)
+            if m is not self and callable(reset):
+                reset()
 
     def _keras_init(self, seed: int | None) -> None:
         g = torch.Generator()
-        g.manual_seed(int(torch.empty((), dtype=torch.int64).random_().item()) if seed is None else seed)
+        if seed is None:  # draw from torch's global generator, like PyTorch's own init
+            seed = int(torch.empty((), dtype=torch.int64).random_().item())
+        g.manual_seed(seed)
 
         def glorot_(w: torch.Tensor, fan_in: int, fan_out: int) -> None:
             limit = (6.0 / (fan_in + fan_out)) ** 0.5
@@ -134,15 +137,16 @@ class HeadlineModel(nn.Module):
             self.embedding.weight.uniform_(-0.05, 0.05, generator=g)
             units = self.lstm.hidden_size
             # Keras' LSTM kernel is one (input, 4·units) matrix, so Glorot uses those fans.
-            glorot_(self.lstm.weight_ih_l0, self.lstm.input_size, 4 * units)
+            lstm = dict(self.lstm.named_parameters())
+            glorot_(lstm["weight_ih_l0"], self.lstm.input_size, 4 * units)
             # Orthogonal recurrent kernel, (units, 4·units) in Keras: QR of a Gaussian matrix.
             a = torch.randn(4 * units, units, generator=g)
             q, r = torch.linalg.qr(a)
             q = q * torch.sign(torch.diagonal(r))
-            self.lstm.weight_hh_l0.copy_(q)
-            self.lstm.bias_ih_l0.zero_()
-            self.lstm.bias_hh_l0.zero_()
-            self.lstm.bias_ih_l0[units : 2 * units] = 1.0  # unit_forget_bias (gate order i,f,g,o)
+            lstm["weight_hh_l0"].copy_(q)
+            lstm["bias_ih_l0"].zero_()
+            lstm["bias_hh_l0"].zero_()
+            lstm["bias_ih_l0"][units : 2 * units] = 1.0  # unit_forget_bias (gate order i,f,g,o)
             for m in self.modules():
                 if isinstance(m, nn.Linear):
                     glorot_(m.weight, m.in_features, m.out_features)

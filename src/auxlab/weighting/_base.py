@@ -196,4 +196,3 @@ class Strategy(ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._init_args().items())
         return f"{type(self).__name__}({args})"
-

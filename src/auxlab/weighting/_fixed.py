@@ -8,7 +8,6 @@ from typing import Any, NamedTuple
 from auxlab.objective import check_same_tasks, match_to_tasks
 from auxlab.weighting._base import (
     Decision,
-    Need,
     NoState,
     Signals,
     Strategy,
@@ -32,15 +31,16 @@ class EqualWeighting(Strategy):
         >>> from auxlab.weighting import Signals
         >>> s = EqualWeighting()
         >>> state = s.init(["main", "aux"], "main")
-        >>> sig = Signals(0, ("main", "aux"), "main", {"main": torch.tensor(2.0), "aux": torch.tensor(1.0)})
+        >>> losses = {"main": torch.tensor(2.0), "aux": torch.tensor(1.0)}
+        >>> sig = Signals(0, ("main", "aux"), "main", losses)
         >>> s.update(sig, state)[0]
         {'main': 1.0, 'aux': 1.0}
     """
 
-    def init(self, tasks: Sequence[str], main: str) -> NoState:  # noqa: D102
+    def init(self, tasks: Sequence[str], main: str) -> NoState:
         return NoState()
 
-    def update(self, signals: Signals, state: NoState) -> tuple[Weights, NoState]:  # noqa: D102
+    def update(self, signals: Signals, state: NoState) -> tuple[Weights, NoState]:
         return dict.fromkeys(signals.tasks, 1.0), state
 
 
@@ -72,14 +72,14 @@ class FixedWeights(Strategy):
             raise TypeError(f"weights must be a dict or a list, got {type(weights).__name__}")
         self.weights = dict(weights) if isinstance(weights, Mapping) else list(weights)
 
-    def init(self, tasks: Sequence[str], main: str) -> FixedWeightsState:  # noqa: D102
+    def init(self, tasks: Sequence[str], main: str) -> FixedWeightsState:
         given: Mapping[str, float] | Sequence[float] = self.weights
         if isinstance(given, Mapping) and main not in given:
             given = {main: 1.0, **given}
         resolved = match_to_tasks(given, list(tasks), "loss weights")
         return FixedWeightsState({t: float(resolved[t]) for t in tasks})
 
-    def update(  # noqa: D102
+    def update(
         self, signals: Signals, state: FixedWeightsState
     ) -> tuple[Weights, FixedWeightsState]:
         return dict(state.weights), state
@@ -113,9 +113,7 @@ class Scheduled(Strategy):
             schedules are the weights.
     """
 
-    def __init__(
-        self, schedules: Mapping[str, ScheduleLike], base: Strategy | None = None
-    ) -> None:
+    def __init__(self, schedules: Mapping[str, ScheduleLike], base: Strategy | None = None) -> None:
         if not isinstance(schedules, Mapping) or not schedules:
             raise TypeError("schedules must be a non-empty dict {task: schedule}")
         for task, s in schedules.items():
@@ -125,7 +123,7 @@ class Scheduled(Strategy):
         self.base = base if base is not None else EqualWeighting()
         self.needs = self.base.needs  # type: ignore[misc]
 
-    def init(self, tasks: Sequence[str], main: str) -> ScheduledState:  # noqa: D102
+    def init(self, tasks: Sequence[str], main: str) -> ScheduledState:
         unknown = [t for t in self.schedules if t not in tasks]
         if unknown:
             check_same_tasks(list(tasks), list(self.schedules), "the tasks", "the schedules")
@@ -136,9 +134,7 @@ class Scheduled(Strategy):
         s = self.schedules.get(task, 1.0)
         return check_weight(task, s(step) if callable(s) else s, f"scheduled weight at step {step}")
 
-    def update(  # noqa: D102
-        self, signals: Signals, state: ScheduledState
-    ) -> tuple[Decision, ScheduledState]:
+    def update(self, signals: Signals, state: ScheduledState) -> tuple[Decision, ScheduledState]:
         out, base_state = self.base.update(signals, state.base)
         decision = as_decision(out)
         if decision.shared_grad is not None and any(
@@ -154,7 +150,7 @@ class Scheduled(Strategy):
             ScheduledState(base_state),
         )
 
-    def parameters(self) -> list[Any]:  # noqa: D102
+    def parameters(self) -> list[Any]:
         return self.base.parameters()
 
 
@@ -171,5 +167,3 @@ def scheduled(schedules: Mapping[str, ScheduleLike], base: Strategy | None = Non
         (0.5, 1.0)
     """
     return Scheduled(schedules, base)
-
-
