@@ -1,0 +1,166 @@
+"""Static HTML reports with PNG plots (matplotlib and jinja2, from the ``report`` extra)."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from auxlab._optional import require
+
+__all__ = ["plot_learning_curves", "plot_metric_by_weight", "smooth", "write_html"]
+
+
+def _pyplot() -> Any:
+    matplotlib = require("matplotlib", extra="report", feature="auxlab reports")
+    matplotlib.use("Agg")  # files only; never needs a display
+    return require("matplotlib.pyplot", extra="report", feature="auxlab reports")
+
+
+def smooth(values: Sequence[float], window: int) -> np.ndarray:
+    """Trailing moving average (the first points average what exists so far)."""
+    x = np.asarray(values, dtype=float)
+    if window <= 1 or len(x) == 0:
+        return x
+    c = np.cumsum(np.insert(x, 0, 0.0))
+    out = np.empty_like(x)
+    for i in range(len(x)):
+        lo = max(0, i + 1 - window)
+        out[i] = (c[i + 1] - c[lo]) / (i + 1 - lo)
+    return out
+
+
+def plot_metric_by_weight(
+    per_weight: Mapping[float, Sequence[float]], metric: str, path: str | Path, title: str
+) -> Path:
+    """One point per seed and the mean with its min-max range, for each auxiliary weight."""
+    plt = _pyplot()
+    weights = sorted(per_weight)
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=110)
+    xs = np.arange(len(weights))
+    for x, w in zip(xs, weights, strict=True):
+        vals = np.asarray(per_weight[w], dtype=float)
+        ax.scatter(np.full(len(vals), x), vals, color="tab:gray", s=18, zorder=3, label=None)
+        m = float(np.mean(vals))
+        ax.errorbar(
+            x,
+            m,
+            yerr=[[m - vals.min()], [vals.max() - m]],
+            fmt="o",
+            color="tab:blue",
+            capsize=6,
+            markersize=8,
+            zorder=2,
+        )
+    ax.set_xticks(xs, [f"{w:g}" for w in weights])
+    ax.set_xlabel("auxiliary loss weight")
+    ax.set_ylabel(metric)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_learning_curves(
+    curves: Mapping[str, Mapping[float, Sequence[Sequence[float]]]],
+    path: str | Path,
+    xlabel: str,
+    window: int = 1,
+) -> Path:
+    """One panel per curve name; one line per weight (mean over seeds, band = min-max).
+
+    Args:
+        curves: ``{panel title: {weight: [values of seed 1, values of seed 2, ...]}}``.
+        path: Where to write the PNG.
+        xlabel: Label of the x axis.
+        window: Moving-average window applied to each seed's curve.
+    """
+    plt = _pyplot()
+    n = len(curves)
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 3.4), dpi=110, squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, (title, by_weight) in zip(axes[0], curves.items(), strict=True):
+        for i, w in enumerate(sorted(by_weight)):
+            runs = [smooth(r, window) for r in by_weight[w] if len(r)]
+            if not runs:
+                continue
+            length = min(len(r) for r in runs)
+            arr = np.stack([r[:length] for r in runs])
+            x = np.arange(1, length + 1)
+            c = colors[i % len(colors)]
+            ax.plot(
+                x, arr.mean(0), color=c, label=f"w = {w:g}", marker="o" if length < 30 else None
+            )
+            if len(runs) > 1:
+                ax.fill_between(x, arr.min(0), arr.max(0), color=c, alpha=0.18, linewidth=0)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+_TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
+<style>
+body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem;
+       color: #222; line-height: 1.45; }
+table { border-collapse: collapse; margin: 1rem 0; }
+th, td { border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: right; }
+th { background: #f3f3f3; }
+td:first-child, th:first-child { text-align: left; }
+img { max-width: 100%; border: 1px solid #eee; margin: 0.5rem 0; }
+.summary li { margin: 0.35rem 0; }
+.meta { color: #666; font-size: 0.9rem; }
+code { background: #f5f5f5; padding: 0 0.2rem; }
+</style></head><body>
+<h1>{{ title }}</h1>
+<p class="meta">{{ meta }}</p>
+<h2>What the weight did</h2>
+<ul class="summary">{% for line in summary %}<li>{{ line }}</li>{% endfor %}</ul>
+{% for section in sections %}
+<h2>{{ section.title }}</h2>
+{% if section.text %}<p>{{ section.text }}</p>{% endif %}
+{% if section.image %}<img src="{{ section.image }}" alt="{{ section.title }}">{% endif %}
+{% if section.table %}<table><tr>{% for h in section.table[0] %}<th>{{ h }}</th>{% endfor %}</tr>
+{% for row in section.table[1:] %}<tr>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>
+{% endfor %}
+</table>{% endif %}
+{% endfor %}
+</body></html>
+"""
+
+
+def write_html(
+    path: str | Path,
+    title: str,
+    meta: str,
+    summary: Sequence[str],
+    sections: Sequence[Mapping[str, Any]],
+) -> Path:
+    """Write a self-contained HTML page (images are referenced by relative file name).
+
+    Each section is ``{"title": ..., "text": ..., "image": "file.png", "table": rows}`` with
+    ``rows[0]`` the header. Text is escaped.
+    """
+    jinja2 = require("jinja2", extra="report", feature="auxlab reports")
+    env = jinja2.Environment(autoescape=True)
+    page = env.from_string(_TEMPLATE).render(
+        title=title, meta=meta, summary=list(summary), sections=list(sections)
+    )
+    Path(path).write_text(page, encoding="utf-8")
+    return Path(path)
+
+
+def escape(text: str) -> str:
+    """HTML-escape a string (for callers that build text outside the template)."""
+    return html.escape(text)
