@@ -222,7 +222,8 @@ class Balancer:
         for t in self.tasks:
             w = decision.weights[t]
             who = f"weight chosen by {type(self.strategy).__name__}"
-            weights[t] = check_weight(t, float(w), who)
+            value = float(w.detach()) if isinstance(w, torch.Tensor) else float(w)
+            weights[t] = check_weight(t, value, who)
             term = losses[t] * w
             total = term if total is None else total + term
         assert total is not None
@@ -230,6 +231,7 @@ class Balancer:
             total = total + decision.extra_loss
 
         if decision.shared_grad is not None:
+            self._check_shared_grad(decision.shared_grad)
             before = [p.grad.clone() if p.grad is not None else None for p in self.shared]
             total.backward()
             self._write_shared(decision.shared_grad, before)
@@ -247,6 +249,15 @@ class Balancer:
         self.step += 1
         return record
 
+    def _check_shared_grad(self, flat: torch.Tensor) -> None:
+        size = sum(p.numel() for p in self.shared)
+        if flat.ndim != 1 or flat.numel() != size:
+            raise ValueError(
+                f"{type(self.strategy).__name__} returned a shared gradient of shape "
+                f"{tuple(flat.shape)}; the shared parameters have {size} values, so it must be "
+                f"a flat vector of length {size}."
+            )
+
     def _write_shared(self, flat: torch.Tensor, before: list[torch.Tensor | None]) -> None:
         offset = 0
         for p, prev in zip(self.shared, before, strict=True):
@@ -254,11 +265,6 @@ class Balancer:
             g = flat[offset : offset + n].view_as(p).to(p.dtype)
             p.grad = g.clone() if prev is None else prev + g
             offset += n
-        if offset != flat.numel():
-            raise ValueError(
-                f"the strategy's shared gradient has {flat.numel()} values but the shared "
-                f"parameters have {offset}"
-            )
 
     def __repr__(self) -> str:
         return f"Balancer({self.strategy!r}, main={self.main!r}, every={self.every})"

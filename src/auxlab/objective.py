@@ -117,6 +117,8 @@ def _binary_scores(pred: torch.Tensor, loss_name: str) -> torch.Tensor:
 def _accuracy(loss_name: str) -> MetricFn:
     def accuracy(pred: torch.Tensor, target: torch.Tensor) -> float:
         if loss_name == "ce":
+            if target.dtype.is_floating_point and target.shape == pred.shape:
+                target = target.argmax(-1)  # class probabilities: categorical accuracy
             return (pred.argmax(-1) == target.reshape(-1).long()).double().mean().item()
         p = _binary_scores(pred, loss_name).reshape(-1)
         return ((p > 0.5).double() == (target.reshape(-1) > 0.5).double()).double().mean().item()
@@ -383,6 +385,14 @@ class Objective:
     def _outputs_as_dict(self, outputs: Any) -> dict[str, torch.Tensor]:
         if isinstance(outputs, Mapping):
             if not self.tasks:
+                spec = self._spec
+                if not (isinstance(spec, (str, Mapping)) or callable(spec)):
+                    raise ValueError(
+                        "losses were given as a list, which is matched to the model's outputs "
+                        "in their declared order, but the order is unknown: pass outputs=[...] "
+                        "to Objective, give the model an `output_names` attribute, or give "
+                        "the losses as a dict keyed by task name."
+                    )
                 self._build(tuple(outputs))
             return dict(outputs)
         if isinstance(outputs, torch.Tensor):

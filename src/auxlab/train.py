@@ -180,12 +180,18 @@ def _device_of(model: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
+def _lr(lr: float | None, default: float) -> float:
+    return default if lr is None else lr  # lr=0.0 is a valid choice, so no `lr or default`
+
+
 _OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "adam": lambda params, lr: torch.optim.Adam(params, lr=lr or 1e-3),
-    "adamw": lambda params, lr: torch.optim.AdamW(params, lr=lr or 1e-3),
-    "sgd": lambda params, lr: torch.optim.SGD(params, lr=lr or 1e-2, momentum=0.9),
+    "adam": lambda params, lr: torch.optim.Adam(params, lr=_lr(lr, 1e-3)),
+    "adamw": lambda params, lr: torch.optim.AdamW(params, lr=_lr(lr, 1e-3)),
+    "sgd": lambda params, lr: torch.optim.SGD(params, lr=_lr(lr, 1e-2), momentum=0.9),
     # Keras' RMSprop defaults (lr 1e-3, rho 0.9, epsilon 1e-7), not PyTorch's (1e-2, 0.99, 1e-8).
-    "rmsprop": lambda params, lr: torch.optim.RMSprop(params, lr=lr or 1e-3, alpha=0.9, eps=1e-7),
+    "rmsprop": lambda params, lr: torch.optim.RMSprop(
+        params, lr=_lr(lr, 1e-3), alpha=0.9, eps=1e-7
+    ),
 }
 
 
@@ -230,7 +236,10 @@ def _collect(
     model.eval()
     try:
         for batch in data:
-            if with_targets or (isinstance(batch, tuple) and len(batch) == 2):
+            # A batch is (inputs, targets) when its second item is a dict of targets; a plain
+            # tuple of tensors is positional inputs.
+            pair = isinstance(batch, (tuple, list)) and len(batch) == 2
+            if with_targets or (pair and isinstance(batch[1], Mapping)):
                 inputs, targets = batch
             else:
                 inputs, targets = batch, {}
