@@ -230,11 +230,32 @@ class Balancer:
         if decision.extra_loss is not None:
             total = total + decision.extra_loss
 
-        if decision.shared_grad is not None:
-            self._check_shared_grad(decision.shared_grad)
+        shared_grad = decision.shared_grad
+        if decision.shared_weights is not None:
+            check_same_tasks(
+                self.tasks, decision.shared_weights, "the tasks", "the strategy's shared weights"
+            )
+            coef = torch.tensor(
+                [float(decision.shared_weights[t]) for t in self.tasks],
+                dtype=self.shared[0].dtype if self.shared else torch.float32,
+            )
+            if grads is not None:
+                shared_grad = coef.to(grads.device) @ grads
+            else:  # weights reused between refreshes, or a strategy that kept no gradients
+                combo = sum((losses[t] * float(c) for t, c in zip(self.tasks, coef, strict=True)))
+                assert isinstance(combo, torch.Tensor)
+                g = torch.autograd.grad(combo, self.shared, retain_graph=True, allow_unused=True)
+                shared_grad = torch.cat(
+                    [
+                        (gi if gi is not None else torch.zeros_like(p)).reshape(-1)
+                        for gi, p in zip(g, self.shared, strict=True)
+                    ]
+                )
+        if shared_grad is not None:
+            self._check_shared_grad(shared_grad)
             before = [p.grad.clone() if p.grad is not None else None for p in self.shared]
             total.backward()
-            self._write_shared(decision.shared_grad, before)
+            self._write_shared(shared_grad, before)
         else:
             total.backward()
 

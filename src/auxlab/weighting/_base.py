@@ -106,11 +106,21 @@ class Decision:
             parameters, for methods that aggregate gradients non-linearly (PCGrad, ...).
         extra_loss: A scalar added to the weighted sum before the backward, for strategies
             with learnable parameters and a regulariser (uncertainty weighting).
+        shared_weights: Coefficients ``cᵢ`` for the shared parameters only: their gradient
+            becomes ``Σ cᵢ·gᵢ`` while task-specific parameters get ``weights``. This is how
+            Gramian-based aggregators (MGDA, UPGrad, ...) combine per-task gradients on the
+            shared block and leave each head its own task's gradient, as LibMTL and TorchJD
+            do. Mutually exclusive with ``shared_grad``.
     """
 
     weights: Weights
     shared_grad: torch.Tensor | None = None
     extra_loss: torch.Tensor | None = None
+    shared_weights: Mapping[str, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.shared_grad is not None and self.shared_weights is not None:
+            raise ValueError("a Decision takes shared_grad or shared_weights, not both")
 
 
 def as_decision(value: Weights | Decision) -> Decision:
