@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 __all__ = [
     "Schedule",
@@ -22,6 +23,52 @@ __all__ = [
 ]
 
 Schedule = Callable[[int], float]
+
+
+# Schedules are small frozen dataclasses with __call__, not closures, so that strategies that
+# hold them can be pickled (checkpoints, multiprocessing studies) and print readably.
+
+
+@dataclass(frozen=True)
+class _Constant:
+    value: float
+
+    def __call__(self, step: int) -> float:
+        return self.value
+
+
+@dataclass(frozen=True)
+class _Linear:
+    start: float
+    end: float
+    steps: int
+
+    def __call__(self, step: int) -> float:
+        t = min(max(step, 0), self.steps) / self.steps
+        return self.start + (self.end - self.start) * t
+
+
+@dataclass(frozen=True)
+class _Cosine:
+    start: float
+    end: float
+    steps: int
+
+    def __call__(self, step: int) -> float:
+        t = min(max(step, 0), self.steps) / self.steps
+        return self.end + (self.start - self.end) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+@dataclass(frozen=True)
+class _Piecewise:
+    values: tuple[float, ...]
+    boundaries: tuple[int, ...]
+
+    def __call__(self, step: int) -> float:
+        i = 0
+        while i < len(self.boundaries) and step >= self.boundaries[i]:
+            i += 1
+        return self.values[i]
 
 
 def _check_steps(steps: int) -> None:
@@ -41,7 +88,7 @@ def constant(value: float) -> Schedule:
     0.2
     """
     _check_value("value", value)
-    return lambda step: value
+    return _Constant(value)
 
 
 def linear(start: float, end: float, steps: int) -> Schedule:
@@ -54,12 +101,7 @@ def linear(start: float, end: float, steps: int) -> Schedule:
     _check_value("start", start)
     _check_value("end", end)
     _check_steps(steps)
-
-    def schedule(step: int) -> float:
-        t = min(max(step, 0), steps) / steps
-        return start + (end - start) * t
-
-    return schedule
+    return _Linear(start, end, steps)
 
 
 def cosine(start: float, end: float, steps: int) -> Schedule:
@@ -72,12 +114,7 @@ def cosine(start: float, end: float, steps: int) -> Schedule:
     _check_value("start", start)
     _check_value("end", end)
     _check_steps(steps)
-
-    def schedule(step: int) -> float:
-        t = min(max(step, 0), steps) / steps
-        return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * t))
-
-    return schedule
+    return _Cosine(start, end, steps)
 
 
 def piecewise_constant(values: Sequence[float], boundaries: Sequence[int]) -> Schedule:
@@ -96,15 +133,7 @@ def piecewise_constant(values: Sequence[float], boundaries: Sequence[int]) -> Sc
         raise ValueError(f"boundaries must be increasing steps >= 0, got {list(boundaries)}")
     for v in values:
         _check_value("each value", v)
-    vals, bounds = list(values), list(boundaries)
-
-    def schedule(step: int) -> float:
-        i = 0
-        while i < len(bounds) and step >= bounds[i]:
-            i += 1
-        return vals[i]
-
-    return schedule
+    return _Piecewise(tuple(values), tuple(boundaries))
 
 
 def warmup(value: float, steps: int, start: float = 0.0) -> Schedule:

@@ -165,6 +165,18 @@ class Strategy(ABC):
     #: Signals this strategy reads. ``Need.LOSSES`` is always provided.
     needs: ClassVar[frozenset[Need]] = frozenset({Need.LOSSES})
 
+    #: How the weights react when one task's loss is multiplied by a constant ``c``:
+    #: ``"invariant"`` (weights unchanged; for gradient aggregators, the direction of the
+    #: shared update unchanged), ``"inverse"`` (that task's weight divided by ``c``),
+    #: ``"independent"`` (weights never depend on the losses), ``"adaptive"`` (they change,
+    #: and the method re-balances over steps) or ``"none"`` (no guarantee). Every strategy
+    #: states it; :func:`auxlab.checks.check_strategy` tests the claim.
+    scale_reaction: ClassVar[str]
+
+    #: True for strategies that draw random numbers each step (their permutation and
+    #: symmetry properties hold only in distribution, so those checks skip them).
+    randomized: ClassVar[bool] = False
+
     @abstractmethod
     def init(self, tasks: Sequence[str], main: str) -> Any:
         """Check the tasks and return the initial state (a ``NamedTuple``)."""

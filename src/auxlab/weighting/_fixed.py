@@ -37,6 +37,8 @@ class EqualWeighting(Strategy):
         {'main': 1.0, 'aux': 1.0}
     """
 
+    scale_reaction = "independent"
+
     def init(self, tasks: Sequence[str], main: str) -> NoState:
         return NoState()
 
@@ -71,6 +73,8 @@ class FixedWeights(Strategy):
         else:
             raise TypeError(f"weights must be a dict or a list, got {type(weights).__name__}")
         self.weights = dict(weights) if isinstance(weights, Mapping) else list(weights)
+
+    scale_reaction = "independent"
 
     def init(self, tasks: Sequence[str], main: str) -> FixedWeightsState:
         given: Mapping[str, float] | Sequence[float] = self.weights
@@ -122,6 +126,8 @@ class Scheduled(Strategy):
         self.schedules = dict(schedules)
         self.base = base if base is not None else EqualWeighting()
         self.needs = self.base.needs  # type: ignore[misc]
+        self.scale_reaction = getattr(self.base, "scale_reaction", "none")  # type: ignore[misc]
+        self.randomized = self.base.randomized  # type: ignore[misc]
 
     def init(self, tasks: Sequence[str], main: str) -> ScheduledState:
         unknown = [t for t in self.schedules if t not in tasks]
