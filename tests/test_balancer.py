@@ -410,7 +410,9 @@ def test_shared_grad_of_wrong_length_is_a_clear_error(delta: int) -> None:
     model = make_net(6)
     d = sum(p.numel() for p in model.shared.parameters())
     balancer = Balancer(SharedGrad(torch.zeros(d + delta)), shared=model.shared)
-    with pytest.raises(ValueError, match=rf"shape \({d + delta},\); the shared parameters have {d} values"):
+    with pytest.raises(
+        ValueError, match=rf"shape \({d + delta},\); the shared parameters have {d} values"
+    ):
         balancer.backward(losses_of(model))
 
 
