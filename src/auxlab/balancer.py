@@ -12,7 +12,7 @@ Use it in your own loop in place of ``loss.backward()``::
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -21,8 +21,16 @@ from torch import nn
 
 from auxlab._errors import NonFiniteLossError, TaskMismatchError
 from auxlab.objective import check_same_tasks
-from auxlab.signals import gramian, per_task_grads, representation_grads
-from auxlab.weighting import FixedWeights, Need, Signals, Strategy, as_decision, create
+from auxlab.signals import GradientEngine, Mode, gramian, graph_leaves, representation_grads
+from auxlab.weighting import (
+    Decision,
+    FixedWeights,
+    Need,
+    Signals,
+    Strategy,
+    as_decision,
+    create,
+)
 from auxlab.weighting._base import check_weight
 
 __all__ = ["Balancer", "StepRecord"]
@@ -87,6 +95,14 @@ class Balancer:
         nan_policy: ``"raise"`` (default) raises :class:`~auxlab.NonFiniteLossError` naming
             the task and step when a loss is NaN or infinite; ``"skip"`` skips the backward
             for that step and counts it in :attr:`skipped_steps`.
+        grad_mode: How per-task gradients are computed, for strategies that need them:
+            ``"auto"`` (default: the faster of the two exact ways, measured on early steps),
+            ``"loop"`` or ``"batched"`` (see :class:`~auxlab.signals.GradientEngine`).
+
+    Cost: loss-based strategies, one backward. Strategies that read per-task gradients on
+    the shared block, one backward through the trunk per task (the heads' gradients come
+    from one more backward that skips the trunk). Gradients on a shared representation:
+    one backward through the heads per task, then one full backward.
 
     Attributes:
         state: The strategy's current state.
@@ -101,6 +117,7 @@ class Balancer:
         main: str | None = None,
         every: int = 1,
         nan_policy: Literal["raise", "skip"] = "raise",
+        grad_mode: Mode = "auto",
     ) -> None:
         if isinstance(strategy, str):
             strategy = create(strategy)
@@ -122,6 +139,7 @@ class Balancer:
         self.step = 0
         self.skipped_steps = 0
         self._last: Any = None
+        self._engine = GradientEngine(grad_mode)
         needs = strategy.needs
         if needs & {Need.GRADS, Need.GRAMIAN} and not self.shared:
             raise ValueError(
@@ -187,7 +205,7 @@ class Balancer:
         if refresh:
             ordered = [losses[t] for t in self.tasks]
             if needs & {Need.GRADS, Need.GRAMIAN}:
-                grads = per_task_grads(ordered, self.shared)
+                grads = self._engine(ordered, self.shared, self.tasks)
                 if Need.GRAMIAN in needs:
                     gram = gramian(grads)
             if Need.REP_GRADS in needs:
@@ -214,14 +232,21 @@ class Balancer:
             )
             out, self.state = self.strategy.update(signals, self.state)
             self._last = as_decision(out)
-        decision = self._last
+            decision = self._last
+        else:
+            # Between refreshes the weights are reused. A gradient written by the strategy
+            # (shared_grad) belongs to the batch it was computed on, so it is not reused:
+            # those steps apply the strategy's weights with one plain backward.
+            decision = self._last
+            if decision.shared_grad is not None:
+                decision = Decision(decision.weights, None, decision.extra_loss, None)
         check_same_tasks(self.tasks, decision.weights, "the tasks", "the strategy's weights")
 
         total: torch.Tensor | None = None
         weights: dict[str, float] = {}
+        who = f"weight chosen by {type(self.strategy).__name__}"
         for t in self.tasks:
             w = decision.weights[t]
-            who = f"weight chosen by {type(self.strategy).__name__}"
             value = float(w.detach()) if isinstance(w, torch.Tensor) else float(w)
             weights[t] = check_weight(t, value, who)
             term = losses[t] * w
@@ -229,33 +254,40 @@ class Balancer:
         assert total is not None
         if decision.extra_loss is not None:
             total = total + decision.extra_loss
+        coef = decision.shared_weights
+        if coef is not None:
+            check_same_tasks(self.tasks, coef, "the tasks", "the strategy's shared weights")
 
-        shared_grad = decision.shared_grad
-        if decision.shared_weights is not None:
-            check_same_tasks(
-                self.tasks, decision.shared_weights, "the tasks", "the strategy's shared weights"
-            )
-            coef = torch.tensor(
-                [float(decision.shared_weights[t]) for t in self.tasks],
-                dtype=self.shared[0].dtype if self.shared else torch.float32,
-            )
-            if grads is not None:
-                shared_grad = coef.to(grads.device) @ grads
-            else:  # weights reused between refreshes, or a strategy that kept no gradients
-                combo = sum((losses[t] * float(c) for t, c in zip(self.tasks, coef, strict=True)))
-                assert isinstance(combo, torch.Tensor)
-                g = torch.autograd.grad(combo, self.shared, retain_graph=True, allow_unused=True)
-                shared_grad = torch.cat(
-                    [
-                        (gi if gi is not None else torch.zeros_like(p)).reshape(-1)
-                        for gi, p in zip(g, self.shared, strict=True)
-                    ]
-                )
-        if shared_grad is not None:
+        if grads is not None:
+            # The per-task gradients on the shared block are known: write their combination
+            # there, and backpropagate the weighted sum into everything else only (heads,
+            # learnable weights), so the trunk is traversed T times in all, not T + 1.
+            if decision.shared_grad is not None:
+                shared_grad = decision.shared_grad
+            else:
+                c = coef if coef is not None else weights
+                vec = torch.tensor([float(c[t]) for t in self.tasks], dtype=grads.dtype)
+                shared_grad = vec.to(grads.device) @ grads
             self._check_shared_grad(shared_grad)
+            shared_ids = {id(p) for p in self.shared}
+            others = [p for p in graph_leaves(total) if id(p) not in shared_ids]
+            if others:
+                torch.autograd.backward(total, inputs=others)
+            self._write_shared(shared_grad, [p.grad for p in self.shared])
+        elif decision.shared_grad is not None:
+            self._check_shared_grad(decision.shared_grad)
             before = [p.grad.clone() if p.grad is not None else None for p in self.shared]
             total.backward()
-            self._write_shared(shared_grad, before)
+            self._write_shared(decision.shared_grad, before)
+        elif coef is not None and any(float(coef[t]) != weights[t] for t in self.tasks):
+            # Reused shared weights that differ from the head weights: one backward for the
+            # shared block with the shared coefficients, one for the rest with the weights.
+            combo = torch.stack([losses[t] * float(coef[t]) for t in self.tasks]).sum()
+            torch.autograd.backward(combo, inputs=self.shared, retain_graph=True)
+            shared_ids = {id(p) for p in self.shared}
+            others = [p for p in graph_leaves(total) if id(p) not in shared_ids]
+            if others:
+                torch.autograd.backward(total, inputs=others)
         else:
             total.backward()
 
@@ -279,7 +311,7 @@ class Balancer:
                 f"a flat vector of length {size}."
             )
 
-    def _write_shared(self, flat: torch.Tensor, before: list[torch.Tensor | None]) -> None:
+    def _write_shared(self, flat: torch.Tensor, before: Sequence[torch.Tensor | None]) -> None:
         offset = 0
         for p, prev in zip(self.shared, before, strict=True):
             n = p.numel()

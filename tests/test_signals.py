@@ -1,0 +1,195 @@
+import pytest
+import torch
+from torch import nn
+
+from auxlab import Balancer
+from auxlab.signals import GradientEngine, graph_leaves, per_task_grads
+from auxlab.weighting import Decision, Need, NoState, Strategy
+
+
+class Net(nn.Module):
+    def __init__(self, tasks=("main", "aux"), recurrent=False):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.recurrent = recurrent
+        self.trunk = (
+            nn.LSTM(3, 8, batch_first=True)
+            if recurrent
+            else nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 8), nn.Tanh())
+        )
+        self.heads = nn.ModuleDict({t: nn.Linear(8, 1) for t in tasks})
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+        # Counts the gradients computed for the trunk's first weight: one per backward pass
+        # through the whole trunk.
+        self.trunk_backward_calls = 0
+        next(self.trunk.parameters()).register_hook(self._count)
+
+    def _count(self, grad):
+        self.trunk_backward_calls += 1
+
+    def forward(self, x):
+        z = self.trunk(x)[1][0][-1] if self.recurrent else self.trunk(x)
+        return {t: h(z).squeeze(-1) for t, h in self.heads.items()}
+
+
+def losses_of(net, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(12, 4, 3, generator=g) if net.recurrent else torch.randn(12, 5, generator=g)
+    out = net(x)
+    return {t: ((o - i) ** 2).mean() for i, (t, o) in enumerate(out.items())}
+
+
+class TakesGrads(Strategy):
+    needs = frozenset({Need.LOSSES, Need.GRADS})
+    scale_reaction = "independent"
+
+    def __init__(self, weights=None, shared_weights=None):
+        self.weights = weights
+        self.shared_weights = shared_weights
+        self.calls = 0
+
+    def init(self, tasks, main):
+        return NoState()
+
+    def update(self, signals, state):
+        self.calls += 1
+        w = self.weights or dict.fromkeys(signals.tasks, 1.0)
+        return Decision(w, shared_weights=self.shared_weights), state
+
+
+def hand_grads(net, weights, shared_weights=None):
+    """Reference: heads get Σ wᵢ∇Lᵢ; the trunk gets Σ cᵢ∇Lᵢ (c = w unless given)."""
+    net.zero_grad()
+    losses = losses_of(net)
+    trunk = list(net.trunk.parameters())
+    c = shared_weights or weights
+    gs = torch.autograd.grad(sum(c[t] * losses[t] for t in losses), trunk, retain_graph=True)
+    sum(weights[t] * losses[t] for t in losses).backward()
+    for p, g in zip(trunk, gs, strict=True):
+        p.grad = g.clone()
+    return {n: p.grad.clone() for n, p in net.named_parameters()}
+
+
+@pytest.mark.parametrize("mode", ["loop", "batched"])
+def test_engine_modes_equal_the_loop_of_autograd_grad(mode):
+    net = Net()
+    losses = list(losses_of(net).values())
+    params = list(net.trunk.parameters())
+    expected = torch.stack(
+        [
+            torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params, retain_graph=True)])
+            for loss in losses
+        ]
+    )
+    got = GradientEngine(mode)(losses, params, ("main", "aux"))
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_auto_mode_measures_then_chooses():
+    net = Net()
+    engine = GradientEngine("auto")
+    for _ in range(5):
+        losses = list(losses_of(net).values())
+        engine(losses, list(net.trunk.parameters()))
+    assert engine.chosen in {"loop", "batched"}
+    assert len(engine.timings["loop"]) >= 2
+
+
+def test_recurrent_trunk_falls_back_to_the_loop_with_the_same_result():
+    net = Net(recurrent=True)
+    params = list(net.trunk.parameters())
+    losses = list(losses_of(net).values())
+    ref = per_task_grads(losses, params)
+    engine = GradientEngine("auto")
+    for _ in range(5):
+        out = engine(list(losses_of(net).values()), params)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+    assert engine.chosen in {"loop", "batched"}
+
+
+def test_a_task_that_reaches_no_shared_parameter_is_named():
+    net = Net()
+    losses = losses_of(net)
+    detached_head = net.heads["aux"](torch.randn(3, 8)).pow(2).mean()
+    with pytest.raises(ValueError, match="task 'aux' does not depend on any of the shared"):
+        per_task_grads(
+            [losses["main"], detached_head], list(net.trunk.parameters()), tasks=("main", "aux")
+        )
+
+
+def test_graph_leaves_finds_the_parameters():
+    net = Net()
+    losses = losses_of(net)
+    leaves = {id(p) for p in graph_leaves(losses["aux"])}
+    assert {id(p) for p in net.trunk.parameters()} <= leaves
+    assert {id(p) for p in net.heads["aux"].parameters()} <= leaves
+    assert not {id(p) for p in net.heads["main"].parameters()} & leaves
+
+
+@pytest.mark.parametrize("grad_mode", ["loop", "batched"])
+def test_gradient_strategies_traverse_the_trunk_once_per_task(grad_mode):
+    tasks = ("main", "aux1", "aux2")
+    net = Net(tasks)
+    balancer = Balancer(TakesGrads(), shared=net.trunk, grad_mode=grad_mode)
+    net.trunk_backward_calls = 0
+    balancer.backward(losses_of(net))
+    if grad_mode == "loop":
+        # T backward passes for the per-task gradients, none more for applying the weights.
+        assert net.trunk_backward_calls == len(tasks)
+    assert all(p.grad is not None for p in net.parameters())
+
+
+@pytest.mark.parametrize("grad_mode", ["loop", "batched"])
+def test_applied_gradients_match_a_hand_written_backward(grad_mode):
+    tasks = ("main", "aux")
+    weights = {"main": 1.0, "aux": 0.3}
+    shared_w = {"main": 0.7, "aux": 0.1}
+    for sw in (None, shared_w):
+        net = Net(tasks)
+        expected = hand_grads(net, weights, sw)
+        net.zero_grad()
+        Balancer(TakesGrads(weights, sw), shared=net.trunk, grad_mode=grad_mode).backward(
+            losses_of(net)
+        )
+        for n, p in net.named_parameters():
+            torch.testing.assert_close(p.grad, expected[n], rtol=1e-5, atol=1e-7, msg=n)
+
+
+def test_reused_shared_weights_between_refreshes_are_applied_exactly():
+    tasks = ("main", "aux")
+    weights = {"main": 1.0, "aux": 0.3}
+    shared_w = {"main": 0.7, "aux": 0.1}
+    net = Net(tasks)
+    strategy = TakesGrads(weights, shared_w)
+    balancer = Balancer(strategy, shared=net.trunk, every=2)
+    balancer.backward(losses_of(net))  # step 0: refresh
+    expected = hand_grads(net, weights, shared_w)
+    net.zero_grad()
+    balancer.backward(losses_of(net))  # step 1: reuse, no per-task gradients
+    assert strategy.calls == 1
+    for n, p in net.named_parameters():
+        torch.testing.assert_close(p.grad, expected[n], rtol=1e-5, atol=1e-7, msg=n)
+
+
+class WritesGrad(Strategy):
+    needs = frozenset({Need.LOSSES, Need.GRADS})
+    scale_reaction = "none"
+
+    def init(self, tasks, main):
+        return NoState()
+
+    def update(self, signals, state):
+        return Decision(dict.fromkeys(signals.tasks, 1.0), shared_grad=-signals.grads.sum(0)), state
+
+
+def test_a_written_gradient_is_not_reused_on_later_batches():
+    net = Net()
+    balancer = Balancer(WritesGrad(), shared=net.trunk, every=2)
+    balancer.backward(losses_of(net))
+    net.zero_grad()
+    balancer.backward(losses_of(net))  # reuse step: plain weighted backward instead
+    expected = hand_grads(net, {"main": 1.0, "aux": 1.0})
+    for n, p in net.named_parameters():
+        torch.testing.assert_close(p.grad, expected[n], rtol=1e-5, atol=1e-7, msg=n)
