@@ -7,16 +7,27 @@ from auxlab.schedules import anneal_to_zero, linear
 from auxlab.weighting import (
     EqualWeighting,
     FixedWeights,
+    GradientCosine,
+    RelativeWeights,
     Strategy,
+    chain,
     create,
+    gated,
     list_strategies,
+    normalized,
     scheduled,
+    warmup,
 )
 
 # Strategies whose constructor needs arguments get an example configured symmetrically in
 # aux1 and aux2 (the symmetry checks assume that). Every other registered name must build
 # with no arguments.
 EXAMPLES: dict[str, object] = {
+    "relative": lambda: RelativeWeights(0.2),
+    "normalized": lambda: normalized(FixedWeights({"aux1": 0.2, "aux2": 0.2})),
+    "gated": lambda: gated(FixedWeights({"aux1": 0.2, "aux2": 0.2})),
+    "warmup": lambda: warmup(FixedWeights({"aux1": 0.2, "aux2": 0.2}), steps=3),
+    "chain": lambda: chain(FixedWeights({"aux1": 0.2, "aux2": 0.2}), GradientCosine()),
     "fixed": lambda: FixedWeights({"aux1": 0.2, "aux2": 0.2}),
     "scheduled": lambda: scheduled({"aux1": linear(0.0, 1.0, 3), "aux2": linear(0.0, 1.0, 3)}),
 }

@@ -48,6 +48,9 @@ class StepRecord:
         skipped: True if the step was skipped because a loss was not finite.
         grad_norms: Per-task gradient norm on the shared parameters, when computed.
         cosines: Cosine between the main task's gradient and each task's, when computed.
+        shared_weights: The coefficients applied to the per-task gradients on the shared
+            block, when the strategy set them apart from the head weights (gates,
+            projections, min-norm combinations).
     """
 
     step: int
@@ -57,6 +60,7 @@ class StepRecord:
     skipped: bool = False
     grad_norms: dict[str, float] | None = None
     cosines: dict[str, float] | None = None
+    shared_weights: dict[str, float] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -66,7 +70,11 @@ class StepRecord:
             out[f"loss_{t}"] = v
         for t, v in self.weights.items():
             out[f"weight_{t}"] = v
-        for name, d in (("grad_norm", self.grad_norms), ("cosine", self.cosines)):
+        for name, d in (
+            ("grad_norm", self.grad_norms),
+            ("cosine", self.cosines),
+            ("shared_weight", self.shared_weights),
+        ):
             for t, v in (d or {}).items():
                 out[f"{name}_{t}"] = v
         out.update(self.extra)
@@ -98,6 +106,10 @@ class Balancer:
         grad_mode: How per-task gradients are computed, for strategies that need them:
             ``"auto"`` (default: the faster of the two exact ways, measured on early steps),
             ``"loop"`` or ``"batched"`` (see :class:`~auxlab.signals.GradientEngine`).
+        tasks: The task names, in output order. Optional: by default they are learned from
+            the first losses. Give them (with ``main``) when the strategy has learnable
+            parameters, so that :meth:`parameters` can be handed to the optimizer before
+            the first step.
 
     Cost: loss-based strategies, one backward. Strategies that read per-task gradients on
     the shared block, one backward through the trunk per task (the heads' gradients come
@@ -118,6 +130,7 @@ class Balancer:
         every: int = 1,
         nan_policy: Literal["raise", "skip"] = "raise",
         grad_mode: Mode = "auto",
+        tasks: Iterable[str] | None = None,
     ) -> None:
         if isinstance(strategy, str):
             strategy = create(strategy)
@@ -146,8 +159,10 @@ class Balancer:
                 f"{type(strategy).__name__} needs per-task gradients on the shared parameters; "
                 "pass shared=<the shared module or its parameters> to the Balancer."
             )
+        if tasks is not None:
+            self._start(dict.fromkeys(tasks))
 
-    def _start(self, losses: Mapping[str, torch.Tensor]) -> None:
+    def _start(self, losses: Mapping[str, Any]) -> None:
         tasks = tuple(losses)
         main = self.main or getattr(losses, "main", None) or ("main" if "main" in tasks else None)
         if main is None:
@@ -292,6 +307,8 @@ class Balancer:
             total.backward()
 
         record = StepRecord(self.step, floats, weights, float(total.detach()))
+        if coef is not None:
+            record.shared_weights = {t: float(coef[t]) for t in self.tasks}
         if grads is not None:
             norms = grads.norm(dim=1)
             i_main = self.tasks.index(self.main)

@@ -403,7 +403,13 @@ def _fit(
     balancer = (
         strategy
         if isinstance(strategy, Balancer)
-        else Balancer(strategy, shared=shared, main=objective.main or None, nan_policy=nan_policy)
+        else Balancer(
+            strategy,
+            shared=shared,
+            main=objective.main or None,
+            nan_policy=nan_policy,
+            tasks=objective.tasks or None,  # known tasks create learnable weights up front
+        )
     )
     extra = balancer.parameters()
     if isinstance(optimizer, str):
@@ -445,6 +451,8 @@ def _fit(
         )
         for i, batch in enumerate(bar):
             record = train_step(model, _to(batch, device), objective, balancer, opt)
+            if epoch == 0 and i == 0:
+                _adopt_late_parameters(balancer, opt, isinstance(optimizer, str))
             row = record.as_dict()
             row["epoch"] = epoch
             history.steps.append(row)
@@ -513,6 +521,24 @@ def _fit(
     if restore_best and best_state is not None:
         model.load_state_dict(best_state)
     return history
+
+
+def _adopt_late_parameters(balancer: Balancer, opt: torch.optim.Optimizer, ours: bool) -> None:
+    """Give the optimizer learnable strategy parameters created at the first step.
+
+    They exist only once the tasks are known, which for some models is at the first batch.
+    """
+    in_opt = {id(p) for g in opt.param_groups for p in g["params"]}
+    late = [p for p in balancer.parameters() if id(p) not in in_opt]
+    if not late:
+        return
+    if not ours:
+        raise ValueError(
+            f"the strategy {balancer.strategy!r} created {len(late)} learnable parameter(s) at "
+            "the first step, which the optimizer you passed does not update. Build the "
+            "Balancer with tasks=[...] and give balancer.parameters() to the optimizer."
+        )
+    opt.add_param_group({"params": late})
 
 
 def _higher_is_better(monitor: str | None) -> bool:

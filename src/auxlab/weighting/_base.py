@@ -32,6 +32,7 @@ __all__ = [
     "Strategy",
     "Weights",
     "as_decision",
+    "check_weight",
 ]
 
 #: Weights keyed by task: Python floats, or scalar tensors when a strategy learns them.

@@ -17,7 +17,14 @@ from auxlab.weighting._base import (
 )
 from auxlab.weighting._registry import register
 
-__all__ = ["EqualWeighting", "FixedWeights", "Scheduled", "ScheduledState", "scheduled"]
+__all__ = [
+    "EqualWeighting",
+    "FixedWeights",
+    "FixedWeightsState",
+    "Scheduled",
+    "ScheduledState",
+    "scheduled",
+]
 
 
 @register("equal")
@@ -150,9 +157,15 @@ class Scheduled(Strategy):
                 f"{type(self.base).__name__} aggregates gradients itself (it returns a "
                 "shared gradient), so its per-task weights cannot be scheduled."
             )
-        weights = {t: w * self.value(t, signals.step) for t, w in decision.weights.items()}
+        factor = {t: self.value(t, signals.step) for t in signals.tasks}
+        weights = {t: w * factor[t] for t, w in decision.weights.items()}
+        shared = (
+            {t: c * factor[t] for t, c in decision.shared_weights.items()}
+            if decision.shared_weights is not None
+            else None
+        )
         return (
-            Decision(weights, decision.shared_grad, decision.extra_loss),
+            Decision(weights, decision.shared_grad, decision.extra_loss, shared),
             ScheduledState(base_state),
         )
 
