@@ -40,7 +40,8 @@ class DemoConfig:
         weights: Auxiliary weights to compare (the main task weighs 1).
         seeds: Seeds per weight (model initialisation, shuffling).
         epochs: Passes over the training split.
-        batch_size: Rows per step (Keras' default is 32).
+        batch_size: Rows per step (Keras' default is 32; 128 keeps the default run within
+            5 minutes on 2 CPU cores, since each step updates the 5.1M-parameter embedding).
         max_len: Tokens kept per tweet (the guide uses 100; tweets are shorter).
         num_words: Vocabulary size (the guide: 10,000).
         embed_dim: Embedding width (the guide: 512).
@@ -52,7 +53,7 @@ class DemoConfig:
     weights: tuple[float, ...] = (0.0, 0.2, 1.0)
     seeds: tuple[int, ...] = (0, 1)
     epochs: int = 3
-    batch_size: int = 64
+    batch_size: int = 128
     max_len: int = 40
     num_words: int = 10_000
     embed_dim: int = 512
@@ -64,7 +65,9 @@ class DemoConfig:
     @classmethod
     def quick(cls) -> DemoConfig:
         """A subset run that finishes in under a minute on 2 CPU cores."""
-        return cls(epochs=2, limit=4000, max_len=30, num_words=5000, embed_dim=128)
+        return cls(
+            epochs=2, batch_size=64, limit=4000, max_len=30, num_words=5000, embed_dim=128
+        )
 
 
 def _stats(values: list[float]) -> tuple[float, float, float]:
