@@ -66,7 +66,11 @@ class MLPTasks(nn.Module):
     def __init__(self, tasks: int) -> None:
         super().__init__()
         self.trunk = nn.Sequential(
-            nn.Linear(100, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 512),
+            nn.Linear(100, 512),
+            nn.ReLU(),
+            nn.Linear(512, 512),
+            nn.ReLU(),
+            nn.Linear(512, 512),
             nn.ReLU(),
         )
         self.heads = nn.ModuleList(nn.Linear(512, 1) for _ in range(tasks))
@@ -119,7 +123,9 @@ class ResNet18Tasks(nn.Module):
     def __init__(self, tasks: int) -> None:
         super().__init__()
         layers: list[nn.Module] = [
-            nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+            nn.Conv2d(3, 64, 7, 2, 3, bias=False),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
             nn.MaxPool2d(3, 2, 1),
         ]
         cin = 64
@@ -187,9 +193,7 @@ def plain_step(net: nn.Module, x: tuple[Any, ...], y: dict[str, torch.Tensor], l
     def step() -> None:
         opt.zero_grad(set_to_none=True)
         out, _ = net(*x)
-        total = sum(
-            (1.0 if t == "main" else WEIGHT) * loss(o, y[t]) for t, o in out.items()
-        )
+        total = sum((1.0 if t == "main" else WEIGHT) * loss(o, y[t]) for t, o in out.items())
         total.backward()
         opt.step()
 
@@ -333,13 +337,18 @@ def _sync(device: torch.device) -> None:
 
 
 def bench_setting(
-    model: str, tasks: int, device: torch.device, rounds: int, strategies: list[str],
-    peers: bool, seed: int,
+    model: str,
+    tasks: int,
+    device: torch.device,
+    rounds: int,
+    strategies: list[str],
+    peers: bool,
+    seed: int,
 ) -> list[dict[str, Any]]:
     net0, x, y, loss = make_setting(model, tasks, device, seed)
-    impls: dict[tuple[str, str], Callable[[], None]] = {("plain", "weighted-sum"): plain_step(
-        copy.deepcopy(net0), x, y, loss
-    )}
+    impls: dict[tuple[str, str], Callable[[], None]] = {
+        ("plain", "weighted-sum"): plain_step(copy.deepcopy(net0), x, y, loss)
+    }
     skipped: list[str] = []
     for name in strategies:
         impls[("auxlab", name)] = auxlab_step(name, copy.deepcopy(net0), x, y, loss)
@@ -415,18 +424,33 @@ def main(argv: list[str] | None = None) -> int:
     if args.strategies:
         strategies = args.strategies.split(",")
     elif args.quick:
-        strategies = ["equal", "fixed", "uncertainty", "pcgrad", "mgda", "cagrad", "upgrad",
-                      "gradnorm", "relative", "gradient-cosine"]
+        strategies = [
+            "equal",
+            "fixed",
+            "uncertainty",
+            "pcgrad",
+            "mgda",
+            "cagrad",
+            "upgrad",
+            "gradnorm",
+            "relative",
+            "gradient-cosine",
+        ]
     else:
         strategies = [s for s in list_strategies() if s != "hedge"]
     unknown = set(strategies) - set(list_strategies())
     if unknown:
         p.error(f"unknown strategies {sorted(unknown)}; known: {', '.join(list_strategies())}")
     settings = {
-        "mlp2": ("mlp", 2), "mlp10": ("mlp", 10), "headline": ("headline", 2),
-        "resnet2": ("resnet18", 2), "resnet10": ("resnet18", 10),
+        "mlp2": ("mlp", 2),
+        "mlp10": ("mlp", 10),
+        "headline": ("headline", 2),
+        "resnet2": ("resnet18", 2),
+        "resnet10": ("resnet18", 10),
     }
-    default = ["mlp2", "mlp10", "headline"] + (["resnet2", "resnet10"] if device.type == "cuda" else [])
+    default = ["mlp2", "mlp10", "headline"] + (
+        ["resnet2", "resnet10"] if device.type == "cuda" else []
+    )
     chosen = args.models.split(",") if args.models else default
     records: list[dict[str, Any]] = []
     for key in chosen:
@@ -434,8 +458,10 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         recs = bench_setting(model, tasks, device, rounds, strategies, not args.no_peers, args.seed)
         records += recs
-        print(f"\n{model} T={tasks} on {device.type} ({time.perf_counter() - t0:.0f} s, "
-              f"{torch.get_num_threads()} threads, median of {rounds} interleaved rounds)")
+        print(
+            f"\n{model} T={tasks} on {device.type} ({time.perf_counter() - t0:.0f} s, "
+            f"{torch.get_num_threads()} threads, median of {rounds} interleaved rounds)"
+        )
         print(f"  {'strategy':<18}{'auxlab':>9}{'torchjd':>9}{'libmtl':>9}")
         by = {(r["implementation"], r["strategy"]): r for r in recs}
         for name in ["weighted-sum", *strategies]:

@@ -1,0 +1,158 @@
+"""Small numerical pieces the online learners share: losses with their gradients, optimisers.
+
+The learners compute their gradients by hand (no autograd): online learning updates a tiny
+network once per instance, and on a CPU the cost of a step is the number of tensor operations,
+not their size. Every gradient here is checked against ``torch.autograd`` in the tests.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+
+__all__ = [
+    "AdamW",
+    "LossKind",
+    "exit_losses",
+    "kaiming_uniform",
+    "normalise_losses_odl_code",
+    "uniform",
+]
+
+#: ``"ce"``: cross-entropy on log-softmax (the papers). ``"ce_on_softmax"``: PyTorch's
+#: ``CrossEntropyLoss`` applied to softmax outputs, i.e. a second softmax (the Aux-Drop and
+#: Aux-Net public code).
+LossKind = Literal["ce", "ce_on_softmax"]
+
+
+def exit_losses(
+    logits: torch.Tensor, y: int, kind: LossKind, scale: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-exit probabilities, losses and the gradients of the losses on the logits.
+
+    Args:
+        logits: ``(E, K)`` logits of ``E`` exits over ``K`` classes.
+        y: The true class.
+        kind: ``"ce"`` for ``ℓ = −log softmax(z)_y``; ``"ce_on_softmax"`` for
+            ``ℓ = −log softmax(s·softmax(z))_y`` (``s`` from ``scale``, 1 by default), what
+            ``CrossEntropyLoss`` gives on (scaled) probabilities.
+        scale: ``(E,)`` factors ``s`` inside the second softmax (Aux-Net's code passes
+            ``ᾱₗ·pₗ``); only for ``"ce_on_softmax"``.
+
+    Returns:
+        ``probs`` ``(E, K)`` (softmax of the logits), ``losses`` ``(E,)`` and ``grad``
+        ``(E, K)``, the gradient of each exit's own loss on its own logits.
+    """
+    logp = torch.log_softmax(logits, dim=-1)
+    probs = logp.exp()
+    if kind == "ce":
+        losses = -logp[:, y]
+        grad = probs.clone()
+        grad[:, y] -= 1.0
+        return probs, losses, grad
+    s = probs if scale is None else probs * scale[:, None]
+    logr = torch.log_softmax(s, dim=-1)
+    losses = -logr[:, y]
+    g_s = logr.exp()
+    g_s[:, y] -= 1.0
+    g_q = g_s if scale is None else g_s * scale[:, None]
+    grad = probs * (g_q - (probs * g_q).sum(-1, keepdim=True))
+    return probs, losses, grad
+
+
+def normalise_losses_odl_code(losses: torch.Tensor) -> torch.Tensor:
+    """ODL's official Keras code: divide the step's losses by their sum, then min-max scale.
+
+    The result lies in [0, 1]; it is what that code raises ``β`` to (``MyCallback``).
+    """
+    total = losses.sum()
+    out = losses / total if float(total) > 0 else losses.clone()
+    lo, hi = out.min(), out.max()
+    if float(hi - lo) > 0:
+        return (out - lo) / (hi - lo)
+    return torch.zeros_like(out)
+
+
+class AdamW:
+    """AdamW on a list of tensors, with rows that can sit out a step (no gradient that step).
+
+    The same arithmetic as ``torch.optim.AdamW`` (decoupled weight decay, bias correction,
+    ``eps`` outside the square root). A tensor listed in ``rowwise`` keeps a step count per
+    row: rows not in the step's ``rows`` index are left untouched, as PyTorch leaves a
+    parameter whose ``.grad`` is ``None`` (Aux-Net's code keeps one module per auxiliary
+    feature, and an absent feature's module gets no gradient).
+    """
+
+    def __init__(
+        self,
+        params: list[torch.Tensor],
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+    ) -> None:
+        self.params = params
+        self.lr = lr
+        self.betas = betas
+        self.eps = eps
+        self.weight_decay = weight_decay
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+        self.steps = [torch.zeros(p.shape[0] if p.ndim else 1) for p in params]
+
+    def grow(self, i: int, param: torch.Tensor, dim: int) -> None:
+        """Replace parameter ``i`` by a larger one (new rows or columns get fresh moments)."""
+        old = self.params[i]
+        extra = param.shape[dim] - old.shape[dim]
+        shape = list(old.shape)
+        shape[dim] = extra
+        z = torch.zeros(shape, dtype=old.dtype)
+        self.m[i] = torch.cat([self.m[i], z], dim)
+        self.v[i] = torch.cat([self.v[i], z], dim)
+        if dim == 0:
+            self.steps[i] = torch.cat([self.steps[i], torch.zeros(extra)])
+        self.params[i] = param
+
+    def step(self, grads: list[torch.Tensor], rows: dict[int, torch.Tensor] | None = None) -> None:
+        """One step; ``rows[i]`` restricts tensor ``i`` to those rows (gradients given for them)."""
+        b1, b2 = self.betas
+        for i, (p, g) in enumerate(zip(self.params, grads, strict=True)):
+            idx = None if rows is None else rows.get(i)
+            if idx is None:
+                self.steps[i] += 1
+                t = float(self.steps[i][0])
+                p.mul_(1.0 - self.lr * self.weight_decay)
+                self.m[i].lerp_(g, 1.0 - b1)
+                self.v[i].mul_(b2).addcmul_(g, g, value=1.0 - b2)
+                denom = (self.v[i] / (1.0 - b2**t)).sqrt_().add_(self.eps)
+                p.addcdiv_(self.m[i], denom, value=-self.lr / (1.0 - b1**t))
+            else:
+                if idx.numel() == 0:
+                    continue
+                self.steps[i][idx] += 1
+                tr = self.steps[i][idx].reshape((-1,) + (1,) * (p.ndim - 1))
+                pr = p[idx] * (1.0 - self.lr * self.weight_decay)
+                m = self.m[i][idx].lerp_(g, 1.0 - b1)
+                v = self.v[i][idx].mul_(b2).addcmul_(g, g, value=1.0 - b2)
+                denom = (v / (1.0 - b2**tr)).sqrt_().add_(self.eps)
+                pr -= self.lr * (m / (1.0 - b1**tr)) / denom
+                p[idx] = pr
+                self.m[i][idx] = m
+                self.v[i][idx] = v
+
+
+def kaiming_uniform(
+    gen: torch.Generator, out_f: int, in_f: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``nn.Linear``'s default initialisation, drawn from ``gen``: U(±1/√in) for both."""
+    bound = 1.0 / math.sqrt(max(in_f, 1))
+    w = (torch.rand(out_f, in_f, generator=gen) * 2 - 1) * bound
+    b = (torch.rand(out_f, generator=gen) * 2 - 1) * bound
+    return w, b
+
+
+def uniform(gen: torch.Generator, shape: tuple[int, ...], bound: float) -> torch.Tensor:
+    """U(−bound, bound) of the given shape, drawn from ``gen``."""
+    return (torch.rand(shape, generator=gen) * 2 - 1) * bound

@@ -1,0 +1,84 @@
+"""The haphazard-input data loaders, on the real files when present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from auxlab.datasets._haphazard import (
+    HAPHAZARD_DATASETS,
+    HaphazardDataError,
+    load_haphazard,
+)
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "haphazard"
+needs_data = pytest.mark.skipif(
+    not DATA.is_dir(), reason=f"haphazard data not found beside the checkout ({DATA})"
+)
+
+# Rows, features, percent positive: from the data folder's SOURCE.md.
+EXPECTED = {
+    "german": (1000, 24, 70.00),
+    "magic04": (19020, 10, 64.84),
+    "a8a": (32561, 123, 75.92),
+    "ipd": (1096, 24, 49.91),
+    "svmguide3": (1243, 21, 76.19),
+    "diabetes_f": (768, 8, 34.90),
+    "ionosphere": (351, 34, 64.10),
+    "wbc": (699, 9, 34.48),
+}
+
+
+@needs_data
+@pytest.mark.parametrize("name", HAPHAZARD_DATASETS)
+def test_loader_on_the_real_file(name):
+    data = load_haphazard(name, root=DATA)
+    n, d, pos = EXPECTED[name]
+    assert data.X.shape == (n, d)
+    assert data.y.shape == (n,)
+    assert len(data.feature_names) == d
+    assert 100 * data.y.mean() == pytest.approx(pos, abs=0.005)
+    assert set(np.unique(data.y)) == {0, 1}
+    assert np.isnan(data.X).sum() == (16 if name == "wbc" else 0)
+
+
+@needs_data
+def test_german_review_version_and_environment_variable(monkeypatch):
+    review = load_haphazard("german", root=DATA, german_rows=959)
+    assert review.n == 959
+    assert 100 * review.y.mean() == pytest.approx(71.32, abs=0.005)
+    monkeypatch.setenv("AUXLAB_HAPHAZARD_DATA", str(DATA))
+    assert load_haphazard("ipd").n == 1096
+    shuffled = load_haphazard("ipd").shuffled(0)
+    assert sorted(shuffled.y.tolist()) == sorted(load_haphazard("ipd").y.tolist())
+
+
+def test_no_folder_gives_a_clear_error(monkeypatch):
+    monkeypatch.delenv("AUXLAB_HAPHAZARD_DATA", raising=False)
+    with pytest.raises(HaphazardDataError, match="AUXLAB_HAPHAZARD_DATA"):
+        load_haphazard("german")
+    with pytest.raises(ValueError, match="unknown data set"):
+        load_haphazard("higgs", root=".")
+
+
+def test_missing_and_malformed_files_name_file_and_line(tmp_path):
+    with pytest.raises(HaphazardDataError, match="missing data file"):
+        load_haphazard("magic04", root=tmp_path)
+    (tmp_path / "magic04").mkdir()
+    good = "1,2,3,4,5,6,7,8,9,10,g\n"
+    (tmp_path / "magic04" / "magic04.data").write_text(good + "1,2,3,4,5,6,7,8,9,g\n")
+    with pytest.raises(HaphazardDataError, match=r"magic04\.data, line 2: expected 11"):
+        load_haphazard("magic04", root=tmp_path)
+    (tmp_path / "magic04" / "magic04.data").write_text(good + "1,2,x,4,5,6,7,8,9,10,g\n")
+    with pytest.raises(HaphazardDataError, match=r"line 2: 'x' is not a number"):
+        load_haphazard("magic04", root=tmp_path)
+    (tmp_path / "a8a").mkdir()
+    (tmp_path / "a8a" / "a8a.txt").write_text("-1 3:1\n+1 500:1\n")
+    with pytest.raises(HaphazardDataError, match=r"a8a\.txt, line 2: bad entry"):
+        load_haphazard("a8a", root=tmp_path)
+    (tmp_path / "german").mkdir()
+    (tmp_path / "german" / "german.data-numeric").write_text(" ".join(["1"] * 24) + " 3\n")
+    with pytest.raises(HaphazardDataError, match="line 1: unknown label '3'"):
+        load_haphazard("german", root=tmp_path)

@@ -1,0 +1,358 @@
+"""The online learners' arithmetic: gradients against autograd, the hedge by hand, Aux-Drop's
+dropout, feature handling and arguments."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from auxlab.online import (
+    AuxDrop,
+    AuxNet,
+    HedgeBackprop,
+    OnlineLogistic,
+    auxdrop_drop_probability,
+)
+
+MODES = [None, "paper", "code"]
+LR = 0.1
+
+
+def _encoded(model, x):
+    return model._encode(*model._raw_from_dict(x))
+
+
+def _sgd_update_equals(model, names, x, y, grads):
+    before = {k: getattr(model, k).clone() for k in names}
+    model.learn_one(x, y)
+    for k in names:
+        upd = (before[k] - getattr(model, k)) / LR
+        g = grads.get(k)
+        g = torch.zeros_like(upd) if g is None else g
+        assert torch.allclose(upd, g, atol=1e-5), (k, float((upd - g).abs().max()))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_hbp_update_is_one_backward_of_the_alpha_weighted_losses(mode):
+    # ODL eqs. (2)-(3): classifier l gets -lr*alpha_l*grad(l_l); hidden layers the alpha-weighted
+    # sum of the gradients of the classifiers above. Reference: autograd on sum(alpha*loss).
+    m = HedgeBackprop(n_layers=3, n_units=5, lr=LR, faithful=mode, seed=1)
+    m.learn_one({"a": 1.0, "b": -2.0, "c": 0.5}, True)
+    m.learn_one({"a": 0.3, "b": -1.0, "c": 1.5}, False)
+    x = {"a": 0.7, "b": 0.2, "c": -1.1}
+    _, xa, _ = _encoded(m, x)
+    names = ["_W1", "_b", "_W", "_V", "_c", "_V0", "_c0"]
+    P = {k: getattr(m, k).clone().requires_grad_(True) for k in names}
+    h = torch.relu(P["_W1"] @ xa + P["_b"][0])
+    hs = [h]
+    for layer in range(1, 3):
+        h = torch.relu(P["_W"][layer - 1] @ h + P["_b"][layer])
+        hs.append(h)
+    Z = [P["_V"][layer] @ hs[layer] + P["_c"][layer] for layer in range(3)]
+    if mode != "code":
+        Z = [P["_V0"] @ xa + P["_c0"], *Z]
+    Z = torch.stack(Z)
+    losses = F.cross_entropy(Z, torch.ones(len(Z), dtype=torch.long), reduction="none")
+    (m.alpha * losses).sum().backward()
+    _sgd_update_equals(m, names, x, True, {k: p.grad for k, p in P.items()})
+    assert len(m.alpha) == (3 if mode == "code" else 4)
+
+
+def _hand_hedge(alpha, losses, beta, floor):
+    new = [max(a * beta**loss, floor) for a, loss in zip(alpha, losses, strict=True)]
+    return [v / sum(new) for v in new]
+
+
+def test_hedge_by_hand_for_three_instances():
+    # lr=0 freezes the network, so each instance's per-exit losses can be computed from the
+    # initial weights; alpha then follows max(alpha*beta^loss, s/N), renormalised.
+    m = HedgeBackprop(n_layers=2, n_units=4, lr=0.0, beta=0.5, s=0.2, faithful="paper", seed=0)
+    stream = [({"a": 1.0, "b": 2.0}, True), ({"a": -1.0, "b": 0.5}, False), ({"a": 3.0}, True)]
+    m.learn_one({"a": 0.0, "b": 0.0}, True)  # creates the slots; zero input
+    alpha = m.alpha.tolist()
+    # Redo the first (zero) instance by hand too, from a fresh model, to start from uniform.
+    assert alpha != [1 / 3] * 3
+    for x, y in stream:
+        _, xa, _ = _encoded(m, x)
+        h1 = torch.relu(m._W1 @ xa + m._b[0])
+        h2 = torch.relu(m._W[0] @ h1 + m._b[1])
+        Z = torch.stack([m._V0 @ xa + m._c0, m._V[0] @ h1 + m._c[0], m._V[1] @ h2 + m._c[1]])
+        losses = (-torch.log_softmax(Z, -1)[:, int(y)]).tolist()
+        alpha = _hand_hedge(alpha, losses, 0.5, 0.2 / 3)
+        m.learn_one(x, y)
+        assert m.alpha.tolist() == pytest.approx(alpha, rel=1e-5)
+    assert min(alpha) >= 0.2 / 3 / sum(max(a, 0.2 / 3) for a in alpha) - 1e-6
+
+
+AUXNET_NAMES = ["_Wb1", "_bb1", "_Wb", "_bb", "_Wm", "_bm", "_We1", "_be1", "_We", "_be",
+                "_Vd", "_cd", "_Wa", "_ba", "_Va", "_ca"]  # fmt: skip
+
+
+def _auxnet_reference(m, x, y, code):
+    xb, xa, ma = _encoded(m, x)
+    P = {k: getattr(m, k).clone().requires_grad_(True) for k in AUXNET_NAMES}
+    nb, ne, H = m.n_base_layers, m.n_end_layers, m.n_units
+    D = nb + 1 + ne
+    h = torch.relu(P["_Wb1"] @ xb + P["_bb1"])
+    hb = [h]
+    for k in range(nb - 1):
+        h = torch.relu(P["_Wb"][k] @ h + P["_bb"][k])
+        hb.append(h)
+    mid = torch.relu(P["_Wm"] @ h + P["_bm"])
+    idx = ma.nonzero().squeeze(1).tolist()
+    alpha = m._alpha
+    den = alpha[nb] + alpha[D:][idx].sum()
+    blocks, auxs = [alpha[nb] / den * mid], []
+    for j in range(m._Wa.shape[0]):  # an explicit loop over features: the naive reference
+        if j in idx:
+            a = torch.relu(xa[j] * P["_Wa"][j] + P["_ba"][j])
+            auxs.append(a)
+            blocks.append(alpha[D + j] / den * a)
+        else:
+            blocks.append(torch.zeros(H))
+    e = torch.relu(P["_We1"] @ torch.cat(blocks) + P["_be1"])
+    he = [e]
+    for k in range(ne - 1):
+        e = torch.relu(P["_We"][k] @ e + P["_be"][k])
+        he.append(e)
+    hd = [*hb, mid, *he]
+    Z = [P["_Vd"][i] @ hd[i] + P["_cd"][i] for i in range(D)]
+    Z += [P["_Va"][j] @ a + P["_ca"][j] for j, a in zip(idx, auxs, strict=True)]
+    Z = torch.stack(Z)
+    aS = torch.cat([alpha[:D], alpha[D:][idx]])
+    abar = aS / aS.sum()
+    t = torch.full((len(Z),), int(y))
+    if code:
+        loss = F.cross_entropy(abar[:, None] * torch.softmax(Z, -1), t, reduction="none").sum()
+    else:
+        loss = (abar * F.cross_entropy(Z, t, reduction="none")).sum()
+    loss.backward()
+    return {k: P[k].grad for k in AUXNET_NAMES}, idx
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_auxnet_gradients_match_a_per_feature_loop(mode):
+    m = AuxNet(2, 3, 4, lr=LR, base_features=("a",), faithful=mode, seed=3)
+    m.learn_one({"a": 1.0, "b": 2.0, "c": 0.1}, True)
+    m.learn_one({"a": 0.5, "c": -1.0, "d": 2.0}, False)
+    x = {"a": 0.2, "b": 1.0, "d": -0.5}
+    grads, idx = _auxnet_reference(m, x, True, mode == "code")
+    if mode != "code":
+        _sgd_update_equals(m, AUXNET_NAMES, x, True, grads)
+        return
+    seen = {}
+    step = m._opt.step
+    m._opt.step = lambda g, rows=None: (seen.setdefault("g", g), step(g, rows))
+    before = {k: getattr(m, k).clone() for k in ("_Wa", "_Va")}
+    m.learn_one(x, True)
+    for i, k in enumerate(AUXNET_NAMES):
+        mine = seen["g"][i]
+        if i >= 12:  # row-wise tensors: gradients of the present features only
+            full = torch.zeros_like(grads[k])
+            full[idx] = mine
+            mine = full
+        assert torch.allclose(mine, grads[k], atol=1e-5), k
+    # AdamW leaves the layer of the absent feature ("c") alone, as PyTorch does with grad=None.
+    c = m._slot["c"]
+    assert torch.equal(m._Wa[c], before["_Wa"][c])
+    assert torch.equal(m._Va[c], before["_Va"][c])
+    assert not torch.equal(m._Wa[idx], before["_Wa"][idx])
+
+
+def test_auxnet_hedge_is_restricted_to_the_present_experts(monkeypatch):
+    import auxlab.online._auxnet as mod
+
+    calls = []
+    real = mod.hedge_update
+
+    def spy(alpha, losses, beta, s, present=None):
+        calls.append((alpha.clone(), losses.clone(), present.clone()))
+        return real(alpha, losses, beta, s, present)
+
+    monkeypatch.setattr(mod, "hedge_update", spy)
+    m = AuxNet(1, 1, 4, lr=0.05, base_features=("a",), faithful="paper", seed=0)
+    m.learn_one({"a": 1.0, "b": 1.0, "c": 1.0}, True)
+    before = m.alpha
+    m.learn_one({"a": 1.0, "b": 2.0}, False)  # "c" absent
+    alpha, losses, present = calls[-1]
+    c = 3 + m._slot["c"]
+    assert present.tolist() == [i != c for i in range(len(present))]
+    assert torch.equal(alpha, before)
+    # By hand: present experts max(alpha*beta^loss, s/N), the absent one unchanged, normalise.
+    n = len(alpha)
+    triples = zip(alpha.tolist(), losses.tolist(), present.tolist(), strict=True)
+    new = [max(a * 0.99**loss, 0.2 / n) if p else a for a, loss, p in triples]
+    assert m.alpha.tolist() == pytest.approx([v / sum(new) for v in new], rel=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["odl", "ogd"])
+@pytest.mark.parametrize(("z", "base"), [(1, None), (3, ("a", "b"))])
+@pytest.mark.parametrize("mode", MODES)
+def test_auxdrop_gradients_match_autograd(variant, z, base, mode):
+    m = AuxDrop(5, 4, aux_position=z, aux_units=10, lr=LR, base_features=base,
+                variant=variant, faithful=mode, seed=2)  # fmt: skip
+    m.learn_one({"a": 1.0, "b": 2.0, "c": 0.1, "d": 1}, True)
+    m.learn_one({"a": 0.5, "b": 1, "c": -1.0, "e": 2.0}, False)
+    x = {"a": 0.2, "b": 1.0, "d": -0.5, "e": 3}
+    xb, xa, ma = _encoded(m, x)
+    mask = m._aux_mask(ma)
+    Ws = [w.clone().requires_grad_(True) for w in m._Ws]
+    bs = [b.clone().requires_grad_(True) for b in m._bs]
+    wza, V, c = (t.clone().requires_grad_(True) for t in (m._Wz_aux, m._V, m._c))
+    h, hs = xb, [xb]
+    for layer in range(1, 6):
+        pre = Ws[layer - 1] @ h + bs[layer - 1]
+        h = torch.relu(pre + wza @ xa) * mask if layer == z else torch.relu(pre)
+        hs.append(h)
+    Z = torch.stack([V[e] @ hs[layer] + c[e] for e, layer in enumerate(m._exits)])
+    t = torch.ones(len(Z), dtype=torch.long)
+    inp = torch.softmax(Z, -1) if mode == "code" else Z
+    (m.alpha * F.cross_entropy(inp, t, reduction="none")).sum().backward()
+    refs = [*Ws, *bs, wza, V, c]
+    before = [r.detach().clone() for r in refs]
+    m.learn_one(x, True)
+    after = [*m._Ws, *m._bs, m._Wz_aux, m._V, m._c]
+    for b, a, r in zip(before, after, refs, strict=True):
+        g = torch.zeros_like(b) if r.grad is None else r.grad
+        assert torch.allclose((b - a) / LR, g, atol=1e-5)
+    # Missing feature "c" (frozen): its AuxLayer column did not move.
+    j = m._slot["c"]
+    assert torch.equal(after[-3][:, j], before[-3][:, j])
+    expected_exits = [5] if variant == "ogd" else [k for k in range(2, 6) if k != z]
+    assert m._exits == expected_exits
+
+
+def test_auxdrop_drop_probability_formula():
+    # |M| = 100 nodes, 20 auxiliary, 10 missing, d = 0.3: 30 nodes to drop in expectation.
+    assert auxdrop_drop_probability(100, 20, 10, 0.3) == pytest.approx(20 / 90)
+    assert auxdrop_drop_probability(100, 20, 10, 0.3, "code") == pytest.approx(20 / 80)
+    assert auxdrop_drop_probability(100, 20, 0, 0.3) == pytest.approx(0.3)
+    # More missing than d*|M|: clipped at 0 (no random drop).
+    assert auxdrop_drop_probability(100, 60, 40, 0.3) == 0.0
+
+
+@pytest.mark.parametrize("mode", [None, "code"])
+def test_auxdrop_expected_drop_rate_is_d(mode):
+    m = AuxDrop(3, 4, aux_units=50, dropout=0.3, faithful=mode, seed=5)
+    names = [f"f{j}" for j in range(12)]
+    m.learn_one(dict.fromkeys(names, 1.0), True)  # 12 auxiliary nodes
+    rng = np.random.default_rng(0)
+    dropped, selective_ok = [], True
+    for t in range(3000):
+        ma = torch.from_numpy(rng.random(12) < 0.6)
+        m._n_seen = t + 1
+        keep = m._aux_mask(ma) > 0
+        selective_ok &= not bool(keep[:12][~ma].any())
+        if mode == "code":
+            selective_ok &= bool(keep[:12][ma].all())
+        dropped.append(1.0 - float(keep.float().mean()))
+    assert selective_ok
+    assert np.mean(dropped) == pytest.approx(0.3, abs=0.005)
+
+
+def test_auxdrop_prediction_uses_the_dropout_draw_of_the_next_learning_step():
+    m = AuxDrop(3, 4, aux_units=20, seed=1)
+    x = {"a": 1.0, "b": 2.0}
+    m.learn_one(x, True)
+    p = m.predict_proba_one(x)
+    assert m.predict_proba_one(x) == p  # pure
+    m.learn_one(x, False)
+    assert m.predict_proba_one(x) != p  # the next draw (and new weights)
+
+
+def test_auxnet_creates_a_unit_for_a_new_feature_and_auxdrop_ignores_past_capacity():
+    net = AuxNet(1, 1, 4, base_features=1)
+    net.learn_one({"a": 1.0}, True)
+    assert net.n_aux == 0  # "a" became the base feature
+    net.learn_one({"a": 1.0, "b": 2.0}, True)
+    net.learn_one({"a": 1.0, "c": 2.0}, True)
+    assert net.n_aux == 2
+    assert net._We1.shape[1] == 3 * 4
+    assert len(net.alpha) == 1 + 1 + 1 + 2
+    drop = AuxDrop(3, 4, aux_units=3)
+    drop.learn_one({"a": 1.0, "b": 1.0}, True)
+    with pytest.warns(RuntimeWarning, match="no room"):
+        drop.learn_one({"c": 1.0, "d": 1.0, "e": 1.0}, True)
+    assert drop.n_aux == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        drop.learn_one({"d": 2.0, "e": 1.0}, False)  # ignored features warn once
+
+
+def test_base_features_are_forward_filled():
+    m = AuxNet(1, 1, 4, base_features=("a",), faithful="paper")
+    m.learn_one({"a": 3.0, "b": 1.0}, True)
+    xb, _, _ = _encoded(m, {"b": 1.0})
+    assert xb.tolist() == [3.0]
+    m2 = AuxNet(1, 1, 4, base_features=2, faithful="paper")
+    m2.learn_one({"z": 1.0, "y": 2.0, "x": 5.0}, True)
+    assert m2._base_pos == {"x": 0, "y": 1}  # the first two, in sorted order
+    assert m2.n_aux == 1
+
+
+def test_unseen_features_are_ignored_when_predicting():
+    m = HedgeBackprop(n_layers=2, n_units=4, seed=0)
+    m.learn_one({"a": 1.0}, True)
+    assert m.predict_proba_one({"a": 1.0, "new": 5.0}) == m.predict_proba_one({"a": 1.0})
+    assert m.n_aux == 1
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: HedgeBackprop(faithful="exact"),
+        lambda: AuxNet(base_features=0),
+        lambda: AuxDrop(aux_position=3),
+        lambda: AuxDrop(variant="sgd"),
+        lambda: AuxDrop(dropout=1.0),
+        lambda: HedgeBackprop(n_classes=1),
+    ],
+)
+def test_bad_arguments_fail_at_first_use_with_a_clear_message(make):
+    model = make()  # constructors only store
+    with pytest.raises(ValueError, match=type(model).__name__):
+        model.learn_one({"a": 1.0}, True)
+
+
+def test_clone_overrides_and_river_style_new_params():
+    m = AuxDrop(dropout=0.2, seed=3)
+    m.learn_one({"a": 1.0}, True)
+    c = m.clone(dropout=0.4)
+    assert (c.dropout, c.seed) == (0.4, 3)
+    assert not hasattr(c, "_built")
+    assert m.clone({"lr": 0.5}).lr == 0.5
+    with pytest.raises(TypeError, match="no argument"):
+        m.clone(depth=3)
+    twin = m.clone(include_attributes=True)
+    assert twin.predict_proba_one({"a": 1.0}) == m.predict_proba_one({"a": 1.0})
+
+
+def test_multiclass_labels():
+    m = HedgeBackprop(n_layers=2, n_units=8, n_classes=3, lr=0.1, seed=0)
+    for _ in range(30):
+        for k in range(3):
+            m.learn_one({"a": float(k)}, k)
+    proba = m.predict_proba_one({"a": 2.0})
+    assert set(proba) == {0, 1, 2}
+    assert math.isclose(sum(proba.values()), 1.0)
+    with pytest.raises(ValueError, match="labels"):
+        m.learn_one({"a": 1.0}, 3)
+
+
+def test_online_logistic_learns_a_linear_rule_from_availability():
+    rng = np.random.default_rng(0)
+    m = OnlineLogistic(lr=0.5)
+    errors = 0
+    for t in range(600):
+        x = {"v": float(rng.normal())}
+        y = bool(rng.random() < 0.5)
+        if y:
+            x["flag"] = 1.0  # the label is *which* features are present
+        errors += (m.predict_one(x) != y) and t >= 300
+        m.learn_one(x, y)
+    assert errors < 15
