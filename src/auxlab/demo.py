@@ -65,9 +65,7 @@ class DemoConfig:
     @classmethod
     def quick(cls) -> DemoConfig:
         """A subset run that finishes in under a minute on 2 CPU cores."""
-        return cls(
-            epochs=2, batch_size=64, limit=4000, max_len=30, num_words=5000, embed_dim=128
-        )
+        return cls(epochs=2, batch_size=64, limit=4000, max_len=30, num_words=5000, embed_dim=128)
 
 
 def _stats(values: list[float]) -> tuple[float, float, float]:

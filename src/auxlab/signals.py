@@ -46,9 +46,7 @@ def _flat(
     return torch.cat(parts, dim=-1)
 
 
-def _check_reached(
-    grads: torch.Tensor, reached: list[bool], tasks: Sequence[str] | None
-) -> None:
+def _check_reached(grads: torch.Tensor, reached: list[bool], tasks: Sequence[str] | None) -> None:
     for i, ok in enumerate(reached):
         if not ok:
             name = tasks[i] if tasks is not None else f"#{i}"
