@@ -204,7 +204,9 @@ class Balancer:
             if loss.ndim != 0:
                 raise ValueError(f"the loss of task '{t}' must be a scalar, got {loss.shape}")
             values[t] = loss.detach()
-        floats = {t: float(v) for t, v in values.items()}
+        # One device-to-host read for all the loss values (not one per task).
+        as_list = torch.stack([v.to(torch.float64) for v in values.values()]).tolist()
+        floats = dict(zip(values, as_list, strict=True))
         bad = next((t for t, v in floats.items() if not math.isfinite(v)), None)
         if bad is not None:
             if self.nan_policy == "raise":
@@ -306,7 +308,11 @@ class Balancer:
         else:
             total.backward()
 
-        record = StepRecord(self.step, floats, weights, float(total.detach()))
+        # The total from the values already read, so no further device synchronisation.
+        total_value = sum(weights[t] * floats[t] for t in self.tasks)
+        if decision.extra_loss is not None:
+            total_value += float(decision.extra_loss.detach())
+        record = StepRecord(self.step, floats, weights, total_value)
         if coef is not None:
             record.shared_weights = {t: float(coef[t]) for t in self.tasks}
         if grads is not None:
