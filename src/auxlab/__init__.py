@@ -6,7 +6,7 @@ what the strategy needs and applies the weights with one backward. :func:`fit` i
 loop built on the same pieces.
 """
 
-from auxlab import schedules, weighting
+from auxlab import diagnostics, schedules, weighting
 from auxlab._errors import NonFiniteLossError, TaskMismatchError
 from auxlab._optional import MissingDependencyError
 from auxlab.balancer import Balancer, StepRecord
@@ -38,6 +38,7 @@ __all__ = [
     "StepRecord",
     "TaskMismatchError",
     "__version__",
+    "diagnostics",
     "evaluate",
     "fit",
     "load_checkpoint",

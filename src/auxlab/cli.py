@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     sub.add_parser("strategies", help="list the registered weighting strategies")
+
+    from auxlab.study._cli import add_parser as add_study_parser
+
+    add_study_parser(sub)
     return parser
 
 
@@ -74,6 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print("\n".join(list_strategies()))
         return 0
+    if args.command == "study":
+        from auxlab.study._cli import run as run_study
+
+        return run_study(args)
     if args.command == "demo":
         from auxlab._optional import MissingDependencyError
         from auxlab.demo import DemoConfig, run_demo

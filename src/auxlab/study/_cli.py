@@ -1,0 +1,141 @@
+"""``auxlab study``: run a study from a TOML file, or join one as a worker.
+
+::
+
+    auxlab study CONFIG.toml [--storage FILE_OR_URL] [--workers N] [--out DIR]
+    auxlab study worker --storage URL [--name NAME]
+
+The first form creates (or resumes) the study, runs it, and writes ``results.csv``,
+``report.html`` and the recommendation into ``--out``. The second joins a study that exists
+in the storage, with the configuration stored there: start it on as many machines as you
+like against one PostgreSQL URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_parser", "run", "run_worker"]
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``study`` subcommand to an ``argparse`` subparsers object."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "study",
+        help="sweep auxiliary weights and strategies over seeds; report and recommend",
+        description=(
+            "Run a study from CONFIG.toml (or join one: `auxlab study worker --storage URL`). "
+            "Writes results.csv, report.html and recommendation.txt into --out. Needs the "
+            "'study' extra: pip install 'auxlab[study]'."
+        ),
+    )
+    p.add_argument("config", metavar="CONFIG", help="a study TOML file, or 'worker'")
+    p.add_argument(
+        "--storage",
+        help="where trials live: a file (.db/.sqlite: SQLite; else an Optuna journal), or a URL "
+        "(sqlite:///..., postgresql://...). Default: the config's, else memory",
+    )
+    p.add_argument("--workers", type=_positive, help="worker processes (file or URL storage)")
+    p.add_argument("--name", help="the study's name (default: the config's)")
+    p.add_argument("--out", help="output folder (default: study-<name>)")
+    p.add_argument("--threads", type=_positive, help="torch threads per worker process")
+    p.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    p.add_argument("--quiet", action="store_true", help="no line per finished run")
+    return p
+
+
+def _quiet_optuna() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def run_worker(
+    storage: str, name: str | None, threads: int | None = None, progress: bool = True
+) -> int:
+    """Join the study in ``storage`` and run runs until none is left; the exit code."""
+    from auxlab._optional import MissingDependencyError
+    from auxlab.study._config import ConfigError
+    from auxlab.study._storage import StorageError
+    from auxlab.study._study import Study, StudyError
+
+    try:
+        _quiet_optuna()
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        study = Study.load(storage, name, progress=progress)
+        study.work()
+    except (ConfigError, StorageError, StudyError, MissingDependencyError) as exc:
+        print(f"auxlab study worker: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``auxlab study`` with parsed arguments; returns the exit code."""
+    from auxlab._optional import MissingDependencyError
+    from auxlab.study._config import ConfigError, load_config
+    from auxlab.study._storage import StorageError
+    from auxlab.study._study import Study, StudyError
+
+    if args.config == "worker":
+        if not args.storage:
+            print("auxlab study worker: give --storage FILE_OR_URL", file=sys.stderr)
+            return 2
+        return run_worker(args.storage, args.name, args.threads, progress=not args.quiet)
+    try:
+        _quiet_optuna()
+        config = load_config(args.config)
+        if args.name:
+            config.name = args.name
+        if args.threads:
+            config.threads = args.threads
+        study = Study(config=config, storage=args.storage, progress=not args.quiet)
+        study.run(workers=args.workers)
+        out = Path(args.out or f"study-{config.name}")
+        out.mkdir(parents=True, exist_ok=True)
+        csv_path = study.to_csv(out / "results.csv")
+        try:
+            rec = study.recommend()
+            text = str(rec)
+        except ValueError as exc:
+            text = f"No recommendation: {exc}"
+        (out / "recommendation.txt").write_text(text + "\n", encoding="utf-8")
+        print(text)
+        print(f"results: {csv_path}")
+        if not args.no_report:
+            print(f"report: {study.report(out)}")
+    except (ConfigError, StorageError, StudyError, MissingDependencyError) as exc:
+        print(f"auxlab study: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point (``python -m auxlab.study._cli``), until ``cli.py`` wires it."""
+    parser = argparse.ArgumentParser(prog="auxlab")
+    add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    if args.command != "study":
+        parser.print_help()
+        return 2
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
