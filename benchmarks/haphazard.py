@@ -87,12 +87,12 @@ def review_models(name: str, d: int) -> dict[str, object]:
             lr=AUXDROP_LR.get(name, 0.05),
             faithful="code",
         ),
-        "AuxDrop(ours)": AuxDrop(6, 50, aux_position=1, aux_units=aux_units, lr=0.05),
+        "AuxDrop(ours)": AuxDrop(6, 50, aux_position=1, aux_units=aux_units),
         "AuxNet(code)": AuxNet(
             5, 5, 50, lr=AUXNET_LR.get(name, 0.01), base_features=2, faithful="code"
         ),
-        "AuxNet(ours)": AuxNet(5, 5, 50, lr=0.01, base_features=2),
-        "HedgeBackprop(ours)": HedgeBackprop(6, 50, lr=0.01),
+        "AuxNet(ours)": AuxNet(5, 5, 50, base_features=2),
+        "HedgeBackprop(ours)": HedgeBackprop(6, 50),
     }
 
 
@@ -113,10 +113,12 @@ def run_review(root: Path, datasets, ps, seeds, models_filter, records):
             for label, model in review_models(name, data.d).items():
                 if models_filter and not any(f in label for f in models_filter):
                     continue
-                scores, secs = [], []
+                scores, corrected, secs = [], [], []
                 for seed in seeds:
                     res = progressive_evaluate(model.clone(seed=seed), data.X, data.y, mask)
                     scores.append(res.metrics["balanced_accuracy"])
+                    pc = res.extra["prior_corrected"]
+                    corrected.append(pc["balanced_accuracy"])
                     secs.append(res.seconds)
                     published = None
                     if pub is not None and label.startswith("AuxNet"):
@@ -131,6 +133,7 @@ def run_review(root: Path, datasets, ps, seeds, models_filter, records):
                             "p": p,
                             "seed": seed,
                             "balanced_accuracy": res.metrics["balanced_accuracy"],
+                            "balanced_accuracy_prior_corrected": pc["balanced_accuracy"],
                             "errors": res.metrics["errors"],
                             "auroc": res.metrics["auroc"],
                             "seconds": res.seconds,
@@ -141,7 +144,11 @@ def run_review(root: Path, datasets, ps, seeds, models_filter, records):
                         }
                     )
                 mean, std = summarise(scores)
-                line = f"{name:10s} p={p:.2f} {label:22s} bAcc {mean:6.2f}±{std:4.2f}"
+                cm, cs = summarise(corrected)
+                line = (
+                    f"{name:10s} p={p:.2f} {label:22s} bAcc {mean:6.2f}±{std:4.2f}"
+                    f"  (prior-corrected {cm:6.2f}±{cs:4.2f})"
+                )
                 if pub is not None and label.startswith(("AuxNet", "AuxDrop")):
                     m_, s_ = pub[0:2] if label.startswith("AuxNet") else pub[2:4]
                     line += f"   published {m_:.2f}±{s_:.2f} ({REVIEW})"
@@ -162,7 +169,7 @@ def run_auxdrop(root: Path, datasets, seeds, records):
             for seed in seeds:
                 data = base.shuffled(seed)
                 mask = haphazard_mask("variable_p", data.n, data.d, p=p, seed=seed, n_base=2)
-                lr = AUXDROP_LR[name] if faithful == "code" else 0.05
+                lr = AUXDROP_LR[name] if faithful == "code" else None
                 model = AuxDrop(
                     6,
                     50,
@@ -207,6 +214,8 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="*")
     ap.add_argument("--models", nargs="*", help="substrings of model labels to run")
     ap.add_argument("--protocol", choices=["review", "auxdrop", "both"], default="both")
+    ap.add_argument("--seeds", type=int, help="number of seeds (default 5; --quick 1)")
+    ap.add_argument("--ps", type=float, nargs="*", help="availability p (default .25 .5 .75)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     root = args.data or default_data()
@@ -225,6 +234,10 @@ def main() -> None:
             "wbc",
         ]
         ps, seeds = [0.25, 0.5, 0.75], [0, 1, 2, 3, 4]
+    if args.seeds:
+        seeds = list(range(args.seeds))
+    if args.ps:
+        ps = args.ps
     records: list[dict] = []
     start = time.perf_counter()
     if args.protocol in ("review", "both"):

@@ -27,6 +27,22 @@ def _encoded(model, x):
     return model._encode(*model._raw_from_dict(x))
 
 
+def _capture(opt):
+    """Record the gradients an optimiser is given (ours: AdaGrad), then step as usual."""
+    seen = {}
+    step = opt.step
+    opt.step = lambda params, grads: (seen.setdefault("g", grads), step(params, grads))
+    return seen
+
+
+def _grads_equal(seen, names, grads):
+    assert len(seen["g"]) == len(names)
+    for k, mine in zip(names, seen["g"], strict=True):
+        ref = grads.get(k)
+        ref = torch.zeros_like(mine) if ref is None else ref
+        assert torch.allclose(mine, ref, atol=1e-5), (k, float((mine - ref).abs().max()))
+
+
 def _sgd_update_equals(model, names, x, y, grads):
     before = {k: getattr(model, k).clone() for k in names}
     model.learn_one(x, y)
@@ -45,7 +61,9 @@ def test_hbp_update_is_one_backward_of_the_alpha_weighted_losses(mode):
     m.learn_one({"a": 1.0, "b": -2.0, "c": 0.5}, True)
     m.learn_one({"a": 0.3, "b": -1.0, "c": 1.5}, False)
     x = {"a": 0.7, "b": 0.2, "c": -1.1}
-    _, xa, _ = _encoded(m, x)
+    _, xa, ma = _encoded(m, x)
+    if mode is None:  # ours: the input is [z-scores ; availability flags]
+        xa = torch.cat([xa, ma.float()])
     names = ["_W1", "_b", "_W", "_V", "_c", "_V0", "_c0"]
     P = {k: getattr(m, k).clone().requires_grad_(True) for k in names}
     h = torch.relu(P["_W1"] @ xa + P["_b"][0])
@@ -59,7 +77,13 @@ def test_hbp_update_is_one_backward_of_the_alpha_weighted_losses(mode):
     Z = torch.stack(Z)
     losses = F.cross_entropy(Z, torch.ones(len(Z), dtype=torch.long), reduction="none")
     (m.alpha * losses).sum().backward()
-    _sgd_update_equals(m, names, x, True, {k: p.grad for k, p in P.items()})
+    grads = {k: p.grad for k, p in P.items()}
+    if mode is None:  # ours: the same gradients, given to AdaGrad
+        seen = _capture(m._opt)
+        m.learn_one(x, True)
+        _grads_equal(seen, ["_W1", "_W", "_b", "_V", "_c", "_V0", "_c0"], grads)
+    else:
+        _sgd_update_equals(m, names, x, True, grads)
     assert len(m.alpha) == (3 if mode == "code" else 4)
 
 
@@ -95,9 +119,11 @@ AUXNET_NAMES = ["_Wb1", "_bb1", "_Wb", "_bb", "_Wm", "_bm", "_We1", "_be1", "_We
 
 def _auxnet_reference(m, x, y, code):
     xb, xa, ma = _encoded(m, x)
-    P = {k: getattr(m, k).clone().requires_grad_(True) for k in AUXNET_NAMES}
+    ours = m.faithful is None
+    names = AUXNET_NAMES + (["_Vlb", "_Vla", "_cl"] if ours else [])
+    P = {k: getattr(m, k).clone().requires_grad_(True) for k in names}
     nb, ne, H = m.n_base_layers, m.n_end_layers, m.n_units
-    D = nb + 1 + ne
+    D = nb + 1 + ne + int(ours)  # ours: the linear expert after the end layers
     h = torch.relu(P["_Wb1"] @ xb + P["_bb1"])
     hb = [h]
     for k in range(nb - 1):
@@ -121,7 +147,9 @@ def _auxnet_reference(m, x, y, code):
         e = torch.relu(P["_We"][k] @ e + P["_be"][k])
         he.append(e)
     hd = [*hb, mid, *he]
-    Z = [P["_Vd"][i] @ hd[i] + P["_cd"][i] for i in range(D)]
+    Z = [P["_Vd"][i] @ hd[i] + P["_cd"][i] for i in range(nb + 1 + ne)]
+    if ours:
+        Z.append(P["_Vlb"] @ xb + P["_Vla"] @ torch.cat([xa, ma.float()]) + P["_cl"])
     Z += [P["_Va"][j] @ a + P["_ca"][j] for j, a in zip(idx, auxs, strict=True)]
     Z = torch.stack(Z)
     aS = torch.cat([alpha[:D], alpha[D:][idx]])
@@ -132,7 +160,7 @@ def _auxnet_reference(m, x, y, code):
     else:
         loss = (abar * F.cross_entropy(Z, t, reduction="none")).sum()
     loss.backward()
-    return {k: P[k].grad for k in AUXNET_NAMES}, idx
+    return {k: P[k].grad for k in names}, idx
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -142,7 +170,16 @@ def test_auxnet_gradients_match_a_per_feature_loop(mode):
     m.learn_one({"a": 0.5, "c": -1.0, "d": 2.0}, False)
     x = {"a": 0.2, "b": 1.0, "d": -0.5}
     grads, idx = _auxnet_reference(m, x, True, mode == "code")
-    if mode != "code":
+    if mode is None:  # ours: the same gradients (zero rows for absent features) to AdaGrad
+        seen = _capture(m._ada)
+        before = m._Wa.clone()
+        m.learn_one(x, True)
+        _grads_equal(seen, [*AUXNET_NAMES, "_Vlb", "_Vla", "_cl"], grads)
+        c = m._slot["c"]  # absent: AdaGrad does not move its layer
+        assert torch.equal(m._Wa[c], before[c])
+        assert not torch.equal(m._Wa[idx], before[idx])
+        return
+    if mode == "paper":
         _sgd_update_equals(m, AUXNET_NAMES, x, True, grads)
         return
     seen = {}
@@ -201,6 +238,11 @@ def test_auxdrop_gradients_match_autograd(variant, z, base, mode):
     x = {"a": 0.2, "b": 1.0, "d": -0.5, "e": 3}
     xb, xa, ma = _encoded(m, x)
     mask = m._aux_mask(ma)
+    ours = mode is None
+    linear = ours and variant == "odl"
+    if ours:  # the AuxLayer reads [z-scores ; availability flags]
+        xa = torch.cat([xa, ma.float()])
+    vlb, vla, cl = (t.clone().requires_grad_(True) for t in (m._Vlb, m._Vla, m._cl))
     Ws = [w.clone().requires_grad_(True) for w in m._Ws]
     bs = [b.clone().requires_grad_(True) for b in m._bs]
     wza, V, c = (t.clone().requires_grad_(True) for t in (m._Wz_aux, m._V, m._c))
@@ -209,20 +251,32 @@ def test_auxdrop_gradients_match_autograd(variant, z, base, mode):
         pre = Ws[layer - 1] @ h + bs[layer - 1]
         h = torch.relu(pre + wza @ xa) * mask if layer == z else torch.relu(pre)
         hs.append(h)
-    Z = torch.stack([V[e] @ hs[layer] + c[e] for e, layer in enumerate(m._exits)])
+    Z = [V[e] @ hs[layer] + c[e] for e, layer in enumerate(m._exits)]
+    if linear:  # ours: the linear expert first
+        Z.insert(0, vlb @ xb + vla @ xa + cl)
+    Z = torch.stack(Z)
     t = torch.ones(len(Z), dtype=torch.long)
     inp = torch.softmax(Z, -1) if mode == "code" else Z
     (m.alpha * F.cross_entropy(inp, t, reduction="none")).sum().backward()
     refs = [*Ws, *bs, wza, V, c]
     before = [r.detach().clone() for r in refs]
+    if ours:
+        refs = [*Ws, *bs, V, c, wza] + ([vlb, vla, cl] if linear else [])
+        seen = _capture(m._opt)
     m.learn_one(x, True)
     after = [*m._Ws, *m._bs, m._Wz_aux, m._V, m._c]
-    for b, a, r in zip(before, after, refs, strict=True):
-        g = torch.zeros_like(b) if r.grad is None else r.grad
-        assert torch.allclose((b - a) / LR, g, atol=1e-5)
-    # Missing feature "c" (frozen): its AuxLayer column did not move.
+    if ours:
+        for mine, r in zip(seen["g"], refs, strict=True):
+            g = torch.zeros_like(mine) if r.grad is None else r.grad
+            assert torch.allclose(mine, g, atol=1e-5)
+    else:
+        for b, a, r in zip(before, after, refs, strict=True):
+            g = torch.zeros_like(b) if r.grad is None else r.grad
+            assert torch.allclose((b - a) / LR, g, atol=1e-5)
+    # Missing feature "c" (frozen): its AuxLayer column (ours: and its flag's) did not move.
     j = m._slot["c"]
-    assert torch.equal(after[-3][:, j], before[-3][:, j])
+    cols = [j, j + m.n_aux] if ours else [j]
+    assert torch.equal(after[2 * 5][:, cols], before[2 * 5][:, cols])
     expected_exits = [5] if variant == "ogd" else [k for k in range(2, 6) if k != z]
     assert m._exits == expected_exits
 
@@ -273,7 +327,7 @@ def test_auxnet_creates_a_unit_for_a_new_feature_and_auxdrop_ignores_past_capaci
     net.learn_one({"a": 1.0, "c": 2.0}, True)
     assert net.n_aux == 2
     assert net._We1.shape[1] == 3 * 4
-    assert len(net.alpha) == 1 + 1 + 1 + 2
+    assert len(net.alpha) == 1 + 1 + 1 + 1 + 2  # base, middle, end, linear (ours), 2 aux
     drop = AuxDrop(3, 4, aux_units=3)
     drop.learn_one({"a": 1.0, "b": 1.0}, True)
     with pytest.warns(RuntimeWarning, match="no room"):
@@ -356,3 +410,70 @@ def test_online_logistic_learns_a_linear_rule_from_availability():
         errors += (m.predict_one(x) != y) and t >= 300
         m.learn_one(x, y)
     assert errors < 15
+
+
+def test_adagrad_step_by_hand_and_a_zero_gradient_does_not_move():
+    from auxlab.online._ops import AdaGrad
+
+    w = torch.tensor([1.0, 2.0, 3.0])
+    opt = AdaGrad([w], lr=0.5, eps=1e-12)
+    opt.step([w], [torch.tensor([2.0, 0.0, -1.0])])
+    assert w.tolist() == pytest.approx([0.5, 2.0, 3.5])  # -0.5 * g / |g|; 0 stays
+    opt.step([w], [torch.tensor([1.0, 0.0, 1.0])])
+    assert w.tolist() == pytest.approx([0.5 - 0.5 / math.sqrt(5), 2.0, 3.5 - 0.5 / math.sqrt(2)])
+
+
+def test_insert_pairs_keeps_values_then_flags():
+    from auxlab.online._ops import insert_pairs
+
+    t = torch.tensor([[1.0, 2.0, 10.0, 20.0]])  # values of slots 0, 1 | their flags
+    out = insert_pairs(t, torch.tensor([[3.0]]), torch.tensor([[30.0]]))
+    assert out.tolist() == [[1.0, 2.0, 3.0, 10.0, 20.0, 30.0]]
+
+
+def test_mode_defaults_are_documented_values():
+    # Ours: AdaGrad at 0.05 and beta 0.9; the papers' modes keep SGD/AdamW and 0.99.
+    for cls in (HedgeBackprop, AuxNet, AuxDrop):
+        assert (cls()._lr, cls()._beta) == (0.05, 0.9)
+        assert cls(faithful="paper")._beta == 0.99
+        assert cls(faithful="code", lr=0.3)._lr == 0.3
+    assert HedgeBackprop(faithful="paper")._lr == 0.01
+    assert AuxNet(faithful="code")._lr == 0.01
+    assert AuxDrop(faithful="paper")._lr == 0.05
+
+
+@pytest.mark.parametrize(
+    ("make", "paper_blind"),
+    [
+        (lambda mode: HedgeBackprop(3, 8, faithful=mode, seed=0), True),
+        # Aux-Drop's selective dropout and Aux-Net's per-feature layers already depend on
+        # which features are present, in every mode.
+        (lambda mode: AuxDrop(3, 8, aux_units=20, faithful=mode, seed=0), False),
+        (lambda mode: AuxNet(1, 1, 8, base_features=("v",), faithful=mode, seed=0), False),
+    ],
+)
+def test_ours_learns_from_which_features_are_present(make, paper_blind):
+    # The label is whether "flag" is present; its value is constant, so only availability
+    # tells the classes apart. HBP in the paper's mode (no flags) cannot.
+    def errors(mode):
+        rng = np.random.default_rng(0)
+        m, n_err = make(mode), 0
+        for t in range(400):
+            y = bool(rng.random() < 0.5)
+            x = {"v": float(rng.normal()), "w": float(rng.normal())}
+            if y:
+                x["flag"] = 1.0
+            n_err += (m.predict_one(x) != y) and t >= 200
+            m.learn_one(x, y)
+        return n_err
+
+    assert errors(None) < 20
+    if paper_blind:
+        assert errors("paper") > 2 * errors(None) + 20
+
+
+def test_ours_linear_expert_is_in_the_hedge():
+    assert len(HedgeBackprop(3, 8).alpha) == 4  # input classifier + 3 layers
+    assert len(AuxDrop(4, 8, aux_units=20).alpha) == 1 + 3  # linear + layers 2..4
+    assert len(AuxDrop(4, 8, aux_units=20, faithful="code").alpha) == 3
+    assert len(AuxNet(1, 1, 8, base_features=1).alpha) == 1 + 1 + 1 + 1

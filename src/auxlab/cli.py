@@ -60,9 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("strategies", help="list the registered weighting strategies")
 
+    from auxlab.online._cli import add_parser as add_online_parser
     from auxlab.study._cli import add_parser as add_study_parser
 
     add_study_parser(sub)
+    add_online_parser(sub)
     return parser
 
 
@@ -78,6 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print("\n".join(list_strategies()))
         return 0
+    if args.command == "online":
+        from auxlab.online._cli import run as run_online
+
+        return run_online(args)
     if args.command == "study":
         from auxlab.study._cli import run as run_study
 

@@ -23,6 +23,7 @@ from auxlab.online._base import OnlineClassifier
 from auxlab.online._evaluate import (
     ProgressiveResult,
     classification_metrics,
+    prior_corrected,
     progressive_evaluate,
     summarise,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "haphazard_mask",
     "iter_dicts",
     "obsolete_mask",
+    "prior_corrected",
     "progressive_evaluate",
     "reappearing_mask",
     "sudden_mask",

@@ -5,7 +5,14 @@ from __future__ import annotations
 import torch
 
 from auxlab.online._base import Faithful, OnlineClassifier
-from auxlab.online._ops import LossKind, exit_losses, kaiming_uniform, uniform
+from auxlab.online._ops import (
+    AdaGrad,
+    LossKind,
+    exit_losses,
+    insert_pairs,
+    kaiming_uniform,
+    uniform,
+)
 from auxlab.weighting._hedge import hedge_update
 
 __all__ = ["AuxDrop", "auxdrop_drop_probability"]
@@ -70,10 +77,18 @@ class AuxDrop(OnlineClassifier):
       random pool is the non-auxiliary nodes); cross-entropy on softmax outputs (a second
       softmax) for the per-layer losses that drive both the gradients and the hedge; raw
       feature values.
-    * ``None`` (ours, default): the paper's form on online z-scored features.
+    * ``None`` (ours, default): the paper's dropout and log-softmax cross-entropy, with four
+      changes of ours: each feature is z-scored online; the AuxLayer reads
+      ``[z-scores ; availability flags]`` of the auxiliary features (its flag weights, like
+      its value weights, get no gradient while the feature is missing); a linear classifier
+      on ``[base features ; z-scores ; flags]`` joins the hedge as an extra expert (the
+      first one; ODL's classifier on the input, so the hedge can fall back to a linear
+      model while the deep classifiers are poor); and the step is AdaGrad's
+      (:class:`auxlab.online._ops.AdaGrad`, step size 0.05) instead of SGD's.
 
-    A feature never seen before takes the next free auxiliary node; once ``aux_units`` are
-    taken, further new features are ignored with a ``RuntimeWarning``.
+    A feature never seen before takes the next free auxiliary node (ours: and two columns of
+    the linear expert); once ``aux_units`` are taken, further new features are ignored with
+    a ``RuntimeWarning``.
 
     Args:
         n_layers: ``L`` (6 in the paper's UCI runs, 11 for IPD).
@@ -81,8 +96,12 @@ class AuxDrop(OnlineClassifier):
         aux_position: ``z``, 1-based (the paper: 3; default 1, which needs no base feature).
         aux_units: Nodes of the AuxLayer, ``|M|`` (100; the paper asks ``d·|M| ≥ n_A``).
         dropout: ``d``, the expected drop rate of the AuxLayer (0.3).
-        lr: SGD step size (the paper: 0.1 german/svmguide3, 0.01 magic04/a8a, 0.3 IPD).
-        beta: Hedge discount β (0.99).
+        lr: Step size; ``None`` takes the mode's default: 0.05 for ``"paper"`` and ``"code"``
+            (SGD; the paper tunes it per data set: 0.1 german/svmguide3, 0.01 magic04/a8a,
+            0.3 IPD), 0.05 for ours (AdaGrad; our choice).
+        beta: Hedge discount β in (0, 1); ``None`` takes the mode's default: 0.99 for
+            ``"paper"`` and ``"code"`` (the papers), 0.9 for ours (our choice: the hedge
+            moves to the better experts within the first few hundred instances).
         s: Hedge smoothing s (0.2).
         base_features: Names of the base features, or how many of the first observed
             features become base features (forward-filled when missing).
@@ -112,8 +131,8 @@ class AuxDrop(OnlineClassifier):
         aux_position: int = 1,
         aux_units: int = 100,
         dropout: float = 0.3,
-        lr: float = 0.05,
-        beta: float = 0.99,
+        lr: float | None = None,
+        beta: float | None = None,
         s: float = 0.2,
         base_features: tuple | int | None = None,
         variant: str = "odl",
@@ -136,8 +155,25 @@ class AuxDrop(OnlineClassifier):
         self.seed = seed
 
     @property
+    def _ours(self) -> bool:
+        return self.faithful is None
+
+    @property
+    def _lr(self) -> float:
+        return 0.05 if self.lr is None else float(self.lr)
+
+    @property
+    def _beta(self) -> float:
+        if self.beta is not None:
+            return float(self.beta)
+        return 0.9 if self.faithful is None else 0.99
+
+    @property
     def alpha(self) -> torch.Tensor:
-        """Hedge weights of the classifiers, lowest layer first (``[1.]`` for ``"ogd"``)."""
+        """Hedge weights of the classifiers, lowest layer first (``[1.]`` for ``"ogd"``).
+
+        Ours (``faithful=None``) with ``"odl"``: the linear expert first, then the layers.
+        """
         self._ensure()
         return self._alpha.clone()
 
@@ -175,16 +211,48 @@ class AuxDrop(OnlineClassifier):
         heads = [kaiming_uniform(g, K, H) for _ in self._exits]
         self._V = torch.stack([w for w, _ in heads])
         self._c = torch.stack([b for _, b in heads])
-        self._alpha = torch.full((len(self._exits),), 1.0 / len(self._exits))
+        self._linear = self._ours and self.variant == "odl"
+        self._Vlb, self._cl = torch.zeros(K, n_base), torch.zeros(K)
+        if self._linear:  # drawn only in our mode: the other modes keep their draws
+            w, self._cl = kaiming_uniform(g, K, max(n_base, 1))
+            self._Vlb = w[:, :n_base].clone()
+        self._Vla = torch.zeros(K, 0)
+        n = len(self._exits) + int(self._linear)
+        self._alpha = torch.full((n,), 1.0 / n)
+        self._opt = AdaGrad(self._params(), self._lr) if self._ours else None
+
+    def _params(self) -> list[torch.Tensor]:
+        # Ours: every trained tensor, in the order of the gradients built by ``_step``.
+        extra = [self._Vlb, self._Vla, self._cl] if self._linear else []
+        return [*self._Ws, *self._bs, self._V, self._c, self._Wz_aux, *extra]
 
     def _grow(self, n_new: int) -> int:
         M = int(self.aux_units)
-        n_old = self._Wz_aux.shape[1]
+        n_old = self._Wz_aux.shape[1] // (2 if self._ours else 1)
         accepted = max(0, min(n_new, M - n_old))
-        if accepted:
+        if not accepted:
+            return 0
+        g = self._init_gen
+        if not self._ours:
             fan = n_old + accepted + self._Ws[int(self.aux_position) - 1].shape[1]
-            w = uniform(self._init_gen, (M, accepted), float(fan) ** -0.5)
+            w = uniform(g, (M, accepted), float(fan) ** -0.5)
             self._Wz_aux = torch.cat([self._Wz_aux, w], 1)
+            return accepted
+        n_aux = n_old + accepted
+        fan = 2 * n_aux + self._Ws[int(self.aux_position) - 1].shape[1]
+        bound = float(fan) ** -0.5
+        w, wf = uniform(g, (M, accepted), bound), uniform(g, (M, accepted), bound)
+        self._Wz_aux = insert_pairs(self._Wz_aux, w, wf)
+        assert self._opt is not None
+        acc = self._opt.acc
+        L = int(self.n_layers)
+        acc[2 * L + 2] = insert_pairs(acc[2 * L + 2], *[torch.zeros(M, accepted)] * 2)
+        if self._linear:
+            K = int(self.n_classes)
+            bound = float(self._n_base + 2 * n_aux) ** -0.5
+            v, vf = uniform(g, (K, accepted), bound), uniform(g, (K, accepted), bound)
+            self._Vla = insert_pairs(self._Vla, v, vf)
+            acc[2 * L + 4] = insert_pairs(acc[2 * L + 4], *[torch.zeros(K, accepted)] * 2)
         return accepted
 
     def _uniforms(self, t: int) -> torch.Tensor:
@@ -216,6 +284,8 @@ class AuxDrop(OnlineClassifier):
         L, z = int(self.n_layers), int(self.aux_position)
         Ws, bs = self._Ws, self._bs
         mask = self._aux_mask(ma)
+        if self._ours:
+            xa = torch.cat([xa, ma.to(xa.dtype)])
         hs = [xb]
         for layer in range(1, L + 1):
             i = layer - 1
@@ -227,6 +297,9 @@ class AuxDrop(OnlineClassifier):
         exits = self._exits
         Hx = torch.stack([hs[layer] for layer in exits])
         Z = torch.baddbmm(self._c.unsqueeze(2), self._V, Hx.unsqueeze(2)).squeeze(2)
+        if self._linear:
+            zl = torch.addmv(torch.addmv(self._cl, self._Vlb, xb), self._Vla, xa)
+            Z = torch.cat([zl.unsqueeze(0), Z])
         alpha = self._alpha
         if y is None:
             return alpha @ torch.softmax(Z, -1)
@@ -234,6 +307,9 @@ class AuxDrop(OnlineClassifier):
         probs, losses, G = exit_losses(Z, y, kind)
         out = alpha @ probs
         G = G * alpha.unsqueeze(1)
+        G0 = G[0]
+        if self._linear:
+            G = G[1:]
         gV = G.unsqueeze(2) * Hx.unsqueeze(1)
         gHx = torch.bmm(G.unsqueeze(1), self._V).squeeze(1)
         from_exit = {layer: gHx[e] for e, layer in enumerate(exits)}
@@ -257,10 +333,18 @@ class AuxDrop(OnlineClassifier):
             if layer == z:
                 g_aux = torch.outer(g_pre, xa)
             g_up = Ws[i].T @ g_pre if layer > 1 else None
-        lr = -float(self.lr)
-        torch._foreach_add_([*Ws, *bs, self._V, self._c], [*gW, *gb, gV, G], alpha=lr)
-        if g_aux.numel():
-            self._Wz_aux.add_(g_aux, alpha=lr)
+        if self._opt is not None:
+            if not g_aux.numel():
+                g_aux = torch.zeros_like(self._Wz_aux)
+            grads = [*gW, *gb, gV, G, g_aux]
+            if self._linear:
+                grads += [torch.outer(G0, xb), torch.outer(G0, xa), G0]
+            self._opt.step(self._params(), grads)
+        else:
+            lr = -self._lr
+            torch._foreach_add_([*Ws, *bs, self._V, self._c], [*gW, *gb, gV, G], alpha=lr)
+            if g_aux.numel():
+                self._Wz_aux.add_(g_aux, alpha=lr)
         if self.variant == "odl":
-            self._alpha = hedge_update(alpha, losses, float(self.beta), float(self.s))
+            self._alpha = hedge_update(alpha, losses, self._beta, float(self.s))
         return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from auxlab.online._base import Faithful, OnlineClassifier
-from auxlab.online._ops import AdamW, exit_losses, kaiming_uniform, uniform
+from auxlab.online._ops import AdaGrad, AdamW, exit_losses, insert_pairs, kaiming_uniform, uniform
 from auxlab.weighting._hedge import hedge_update
 
 __all__ = ["AuxNet"]
@@ -39,10 +39,17 @@ class AuxNet(OnlineClassifier):
       the sum of these losses is minimised with AdamW (weight decay 0.01; a layer of an
       absent feature gets no gradient, so AdamW leaves it alone); ``ᾱ`` is written back
       into ``α`` for the present experts before the hedge; raw feature values.
-    * ``None`` (ours, default): the paper's form on online z-scored features.
+    * ``None`` (ours, default): the paper's form with three changes of ours: each feature is
+      z-scored online; a linear classifier on ``[base features ; auxiliary z-scores ;
+      availability flags]`` joins the hedge as an extra expert, always present (ODL's
+      classifier on the input: the hedge can fall back to a linear model while the deep
+      experts are poor); and the step is AdaGrad's (:class:`auxlab.online._ops.AdaGrad`,
+      step size 0.05) instead of SGD's. An absent feature's layer gets a zero gradient, which
+      AdaGrad turns into no step, so it stays as it was, as in the other modes.
 
-    A feature never seen before gets a new auxiliary layer, a new expert (weight equal to the
-    mean of the current ones, then renormalised) and ``H`` new columns in ``W₁ᴱ``. Base
+    A feature never seen before gets a new auxiliary layer, a new expert (weight ``1/N``
+    with ``N`` the current number of experts, then renormalised) and ``H`` new columns in
+    ``W₁ᴱ`` (ours: and two columns, value and flag, of the linear expert). Base
     features: ``base_features`` names them; a number ``k`` makes the first ``k`` features
     observed the base features (the review's protocol, which forward-fills 2 features); a
     missing base feature is forward-filled.
@@ -51,8 +58,12 @@ class AuxNet(OnlineClassifier):
         n_base_layers: ``n_b`` (5).
         n_end_layers: ``n_e`` (5).
         n_units: ``H`` (50).
-        lr: Step size (the review's best per data set: 0.1 to 0.5 with AdamW).
-        beta: Hedge discount β (0.99).
+        lr: Step size; ``None`` takes the mode's default: 0.01 for ``"paper"`` (SGD) and
+            ``"code"`` (AdamW; the review's best per data set is 0.1 to 0.5), 0.05 for ours
+            (AdaGrad; our choice).
+        beta: Hedge discount β in (0, 1); ``None`` takes the mode's default: 0.99 for
+            ``"paper"`` and ``"code"`` (the papers), 0.9 for ours (our choice: the hedge
+            moves to the better experts within the first few hundred instances).
         s: Hedge smoothing s (0.2).
         base_features: Names of the base features, or how many of the first observed.
         n_classes: ``K``; with 2, labels are booleans (river's convention) or 0/1.
@@ -81,8 +92,8 @@ class AuxNet(OnlineClassifier):
         n_base_layers: int = 5,
         n_end_layers: int = 5,
         n_units: int = 50,
-        lr: float = 0.01,
-        beta: float = 0.99,
+        lr: float | None = None,
+        beta: float | None = None,
         s: float = 0.2,
         base_features: tuple | int = 2,
         n_classes: int = 2,
@@ -101,8 +112,27 @@ class AuxNet(OnlineClassifier):
         self.seed = seed
 
     @property
+    def _ours(self) -> bool:
+        return self.faithful is None
+
+    @property
+    def _lr(self) -> float:
+        if self.lr is not None:
+            return float(self.lr)
+        return 0.05 if self._ours else 0.01
+
+    @property
+    def _beta(self) -> float:
+        if self.beta is not None:
+            return float(self.beta)
+        return 0.9 if self.faithful is None else 0.99
+
+    @property
     def alpha(self) -> torch.Tensor:
-        """Hedge weights: base layers, middle, end layers, then one per auxiliary feature."""
+        """Hedge weights: base layers, middle, end layers, the linear expert (ours), auxiliary.
+
+        One weight per auxiliary feature, in slot order, at the end.
+        """
         self._ensure()
         return self._alpha.clone()
 
@@ -142,18 +172,29 @@ class AuxNet(OnlineClassifier):
         self._ba = torch.zeros(0, H)
         self._Va = torch.zeros(0, K, H)
         self._ca = torch.zeros(0, K)
-        n = nb + 1 + ne
+        # Ours: the linear expert, [base | auxiliary values | auxiliary flags] -> K.
+        self._n_lin = int(self._ours)
+        self._Vlb, self._cl = torch.zeros(K, n_base), torch.zeros(K)
+        if self._ours:  # drawn only in our mode: the other modes keep their draws
+            self._Vlb, self._cl = kaiming_uniform(g, K, n_base)
+        self._Vla = torch.zeros(K, 0)
+        n = nb + 1 + ne + self._n_lin
         self._alpha = torch.full((n,), 1.0 / n)
         self._opt: AdamW | None = None
+        self._ada: AdaGrad | None = None
         if self.faithful == "code":
-            self._opt = AdamW(self._params(), lr=float(self.lr))
+            self._opt = AdamW(self._params(), lr=self._lr)
+        elif self._ours:
+            self._ada = AdaGrad(self._params(), lr=self._lr)
 
     def _params(self) -> list[torch.Tensor]:
-        # Order matters for AdamW.grow: the row-wise (auxiliary) tensors are the last four.
+        # Order matters for AdamW.grow: the row-wise (auxiliary) tensors are 12-15; ours
+        # appends the linear expert.
+        extra = [self._Vlb, self._Vla, self._cl] if self._n_lin else []
         return [
             self._Wb1, self._bb1, self._Wb, self._bb, self._Wm, self._bm,
             self._We1, self._be1, self._We, self._be, self._Vd, self._cd,
-            self._Wa, self._ba, self._Va, self._ca,
+            self._Wa, self._ba, self._Va, self._ca, *extra,
         ]  # fmt: skip
 
     def _grow(self, n_new: int) -> int:
@@ -179,6 +220,16 @@ class AuxNet(OnlineClassifier):
             self._opt.grow(6, params[6], 1)
             for i in range(12, 16):
                 self._opt.grow(i, params[i], 0)
+        if self._ada is not None:
+            n_aux = self._Wa.shape[0]
+            bound = float(self._Vlb.shape[1] + 2 * n_aux) ** -0.5
+            v, vf = uniform(g, (K, n_new), bound), uniform(g, (K, n_new), bound)
+            self._Vla = insert_pairs(self._Vla, v, vf)
+            acc = self._ada.acc
+            acc[6] = torch.cat([acc[6], torch.zeros(H, n_new * H)], 1)
+            for i in range(12, 16):
+                acc[i] = torch.cat([acc[i], torch.zeros_like(self._params()[i][-n_new:])])
+            acc[17] = insert_pairs(acc[17], torch.zeros(K, n_new), torch.zeros(K, n_new))
         return n_new
 
     def _step(
@@ -186,6 +237,7 @@ class AuxNet(OnlineClassifier):
     ) -> torch.Tensor:
         nb, ne, H = int(self.n_base_layers), int(self.n_end_layers), int(self.n_units)
         D = nb + 1 + ne
+        Dl = D + self._n_lin  # dense experts, then (ours) the linear expert
         P = ma.nonzero().squeeze(1)
         # Base and middle.
         h = torch.addmv(self._bb1, self._Wb1, xb).clamp_(min=0)
@@ -201,10 +253,10 @@ class AuxNet(OnlineClassifier):
         za = torch.baddbmm(self._ca[P].unsqueeze(2), VaP, a.unsqueeze(2)).squeeze(2)
         # Fusion weights from the current α (constants for the gradient).
         alpha = self._alpha
-        aS = torch.cat([alpha[:D], alpha[D:][P]])
-        denom = aS[nb] + aS[D:].sum()
+        aS = torch.cat([alpha[:Dl], alpha[Dl:][P]])
+        denom = aS[nb] + aS[Dl:].sum()
         gamma_m = aS[nb] / denom
-        gamma_a = aS[D:] / denom
+        gamma_a = aS[Dl:] / denom
         n_aux = self._Wa.shape[0]
         u = torch.zeros(n_aux + 1, H)
         u[0] = m * gamma_m
@@ -217,7 +269,12 @@ class AuxNet(OnlineClassifier):
             he.append(e)
         Hd = torch.stack([*hb, m, *he])  # (D, H)
         Zd = torch.baddbmm(self._cd.unsqueeze(2), self._Vd, Hd.unsqueeze(2)).squeeze(2)
-        Z = torch.cat([Zd, za])
+        if self._n_lin:
+            xl = torch.cat([xa, ma.to(xa.dtype)])
+            zl = torch.addmv(torch.addmv(self._cl, self._Vlb, xb), self._Vla, xl)
+            Z = torch.cat([Zd, zl.unsqueeze(0), za])
+        else:
+            Z = torch.cat([Zd, za])
         abar = aS / aS.sum()
         if y is None:
             return abar @ torch.softmax(Z, -1)
@@ -228,7 +285,7 @@ class AuxNet(OnlineClassifier):
             probs, losses, G = exit_losses(Z, y, "ce")
             G = G * abar.unsqueeze(1)
         out = abar @ probs
-        Gd, Ga = G[:D], G[D:]
+        Gd, Ga = G[:D], G[Dl:]
         # Backward through the experts.
         gVd = Gd.unsqueeze(2) * Hd.unsqueeze(1)
         gHd = torch.bmm(Gd.unsqueeze(1), self._Vd).squeeze(1)  # (D, H)
@@ -274,20 +331,26 @@ class AuxNet(OnlineClassifier):
         if self._opt is not None:
             rows = {12: P, 13: P, 14: P, 15: P}
             self._opt.step([*grads, gWa, gpa, gVa, Ga], rows)
+        elif self._ada is not None:
+            for t, g_rows in ((self._Wa, gWa), (self._ba, gpa), (self._Va, gVa), (self._ca, Ga)):
+                full = t.new_zeros(t.shape)
+                full[P] = g_rows
+                grads.append(full)
+            Gl = G[D]
+            grads += [torch.outer(Gl, xb), torch.outer(Gl, xl), Gl]
+            self._ada.step(self._params(), grads)
         else:
-            lr = -float(self.lr)
+            lr = -self._lr
             torch._foreach_add_(self._params()[:12], grads, alpha=lr)
             self._Wa.index_add_(0, P, gWa, alpha=lr)
             self._ba.index_add_(0, P, gpa, alpha=lr)
             self._Va.index_add_(0, P, gVa, alpha=lr)
             self._ca.index_add_(0, P, Ga, alpha=lr)
-        present = torch.cat([torch.ones(D, dtype=torch.bool), ma])
+        present = torch.cat([torch.ones(Dl, dtype=torch.bool), ma])
         full_losses = torch.zeros(alpha.numel())
         full_losses[present] = losses
         if code:
             alpha = alpha.clone()
             alpha[present] = abar  # the code writes ᾱ back before the hedge
-        self._alpha = hedge_update(
-            alpha, full_losses, float(self.beta), float(self.s), present=present
-        )
+        self._alpha = hedge_update(alpha, full_losses, self._beta, float(self.s), present=present)
         return out

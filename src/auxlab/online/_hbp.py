@@ -5,7 +5,14 @@ from __future__ import annotations
 import torch
 
 from auxlab.online._base import Faithful, OnlineClassifier
-from auxlab.online._ops import exit_losses, kaiming_uniform, normalise_losses_odl_code, uniform
+from auxlab.online._ops import (
+    AdaGrad,
+    exit_losses,
+    insert_pairs,
+    kaiming_uniform,
+    normalise_losses_odl_code,
+    uniform,
+)
 from auxlab.weighting._hedge import hedge_update
 
 __all__ = ["HedgeBackprop"]
@@ -30,17 +37,27 @@ class HedgeBackprop(OnlineClassifier):
     * ``"code"``: the official Keras code (LIBOL/ODL ``src/hbp``): one classifier per hidden
       layer (none on the input), the step's losses normalised (divided by their sum, then
       min-max scaled to [0, 1]) before ``β^ℓ``, and a constant floor 0.01 instead of ``s/N``.
-    * ``None`` (ours, default): the paper's form on online z-scored features.
+    * ``None`` (ours, default): the paper's form (classifiers on ``h₀ .. h_L``, cross-entropy
+      on log-softmax) with three changes of ours: each feature is z-scored online; the input
+      is ``x = [z-scores ; availability flags]`` (2 columns per feature), so the network,
+      and the linear classifier on ``h₀`` in particular, learns from *which* features are
+      present; and the step is AdaGrad's (:class:`auxlab.online._ops.AdaGrad`, step size
+      0.05) instead of SGD's. The classifier on ``h₀`` is a linear model on the same inputs
+      as :class:`OnlineLogistic`, so the hedge can fall back to it while the deep
+      classifiers are still poor.
 
     Missing features enter as 0 (after z-scoring, the feature's running mean). A feature
-    never seen before gets a new input column (and a new weight in the input classifier),
-    drawn like ``nn.Linear``'s with the current fan-in.
+    never seen before gets a new input column (ours: two, value and flag) and a new weight
+    in the input classifier, drawn like ``nn.Linear``'s with the current fan-in.
 
     Args:
         n_layers: Hidden layers ``L`` (the paper: 20; our default 6).
         n_units: Units per hidden layer (the paper: 100; our default 50).
-        lr: SGD step size η (the paper: 0.01).
-        beta: Hedge discount β in (0, 1) (0.99).
+        lr: Step size η; ``None`` takes the mode's default: 0.01 for ``"paper"`` and
+            ``"code"`` (SGD, the paper's value), 0.05 for ours (AdaGrad; our choice).
+        beta: Hedge discount β in (0, 1); ``None`` takes the mode's default: 0.99 for
+            ``"paper"`` and ``"code"`` (the papers), 0.9 for ours (our choice: the hedge
+            moves to the better experts within the first few hundred instances).
         s: Hedge smoothing in (0, 1) (0.2); the floor is ``s/N``.
         n_classes: ``K``; with 2, labels are booleans (river's convention) or 0/1.
         faithful: ``"paper"``, ``"code"`` or ``None`` (ours).
@@ -62,8 +79,8 @@ class HedgeBackprop(OnlineClassifier):
         self,
         n_layers: int = 6,
         n_units: int = 50,
-        lr: float = 0.01,
-        beta: float = 0.99,
+        lr: float | None = None,
+        beta: float | None = None,
         s: float = 0.2,
         n_classes: int = 2,
         faithful: Faithful = None,
@@ -81,6 +98,22 @@ class HedgeBackprop(OnlineClassifier):
     @property
     def _input_exit(self) -> bool:
         return self.faithful != "code"
+
+    @property
+    def _ours(self) -> bool:
+        return self.faithful is None
+
+    @property
+    def _lr(self) -> float:
+        if self.lr is not None:
+            return float(self.lr)
+        return 0.05 if self._ours else 0.01
+
+    @property
+    def _beta(self) -> float:
+        if self.beta is not None:
+            return float(self.beta)
+        return 0.9 if self.faithful is None else 0.99
 
     @property
     def alpha(self) -> torch.Tensor:
@@ -104,14 +137,30 @@ class HedgeBackprop(OnlineClassifier):
         self._c0 = kaiming_uniform(g, K, 1)[1]
         n = L + int(self._input_exit)
         self._alpha = torch.full((n,), 1.0 / n)
+        self._opt = AdaGrad(self._params(), self._lr) if self._ours else None
+
+    def _params(self) -> list[torch.Tensor]:
+        return [self._W1, self._W, self._b, self._V, self._c, self._V0, self._c0]
 
     def _grow(self, n_new: int) -> int:
         H, K = int(self.n_units), int(self.n_classes)
-        bound = float(self._W1.shape[1] + n_new) ** -0.5
-        w = uniform(self._init_gen, (H, n_new), bound)
-        v = uniform(self._init_gen, (K, n_new), bound)
-        self._W1 = torch.cat([self._W1, w], 1)
-        self._V0 = torch.cat([self._V0, v], 1)
+        if not self._ours:
+            bound = float(self._W1.shape[1] + n_new) ** -0.5
+            w = uniform(self._init_gen, (H, n_new), bound)
+            v = uniform(self._init_gen, (K, n_new), bound)
+            self._W1 = torch.cat([self._W1, w], 1)
+            self._V0 = torch.cat([self._V0, v], 1)
+            return n_new
+        bound = float(self._W1.shape[1] + 2 * n_new) ** -0.5
+        g = self._init_gen
+        w, wf = uniform(g, (H, n_new), bound), uniform(g, (H, n_new), bound)
+        v, vf = uniform(g, (K, n_new), bound), uniform(g, (K, n_new), bound)
+        self._W1 = insert_pairs(self._W1, w, wf)
+        self._V0 = insert_pairs(self._V0, v, vf)
+        assert self._opt is not None
+        acc = self._opt.acc
+        acc[0] = insert_pairs(acc[0], torch.zeros(H, n_new), torch.zeros(H, n_new))
+        acc[5] = insert_pairs(acc[5], torch.zeros(K, n_new), torch.zeros(K, n_new))
         return n_new
 
     def _step(
@@ -119,6 +168,8 @@ class HedgeBackprop(OnlineClassifier):
     ) -> torch.Tensor:
         L = int(self.n_layers)
         W, b = self._W, self._b
+        if self._ours:
+            xa = torch.cat([xa, ma.to(xa.dtype)])
         h = torch.addmv(b[0], self._W1, xa).clamp_(min=0)
         hs = [h]
         for layer in range(1, L):
@@ -134,10 +185,9 @@ class HedgeBackprop(OnlineClassifier):
         probs, losses, G = exit_losses(Z, y, "ce")
         out = alpha @ probs
         G = G * alpha.unsqueeze(1)
-        lr = float(self.lr)
+        lr = self._lr
+        G0 = G[0]
         if self._input_exit:
-            self._V0.addr_(G[0], xa, alpha=-lr)
-            self._c0.add_(G[0], alpha=-lr)
             G = G[1:]
         act = (Hs > 0).to(Hs.dtype)
         gH = torch.bmm(G.unsqueeze(1), self._V).squeeze(1)  # (L, H) from the classifiers
@@ -147,19 +197,23 @@ class HedgeBackprop(OnlineClassifier):
         gpre.reverse()
         Gp = torch.stack(gpre)
         # Gradients of all hidden weights first, then the in-place updates.
-        gW = Gp[1:].unsqueeze(2) * Hs[:-1].unsqueeze(1) if L > 1 else None
+        gW = Gp[1:].unsqueeze(2) * Hs[:-1].unsqueeze(1) if L > 1 else torch.zeros_like(W)
         gV = G.unsqueeze(2) * Hs.unsqueeze(1)
-        self._W1.addr_(Gp[0], xa, alpha=-lr)
-        if gW is not None:
-            W.add_(gW, alpha=-lr)
-        b.add_(Gp, alpha=-lr)
-        self._V.add_(gV, alpha=-lr)
-        self._c.add_(G, alpha=-lr)
+        grads = [torch.outer(Gp[0], xa), gW, Gp, gV, G]
+        params = self._params()
+        if self._input_exit:
+            grads += [torch.outer(G0, xa), G0]
+        else:
+            params = params[:5]
+        if self._opt is not None:
+            self._opt.step(params, grads)
+        else:
+            torch._foreach_add_(params, grads, alpha=-lr)
         if self.faithful == "code":
             n = alpha.numel()
             self._alpha = hedge_update(
-                alpha, normalise_losses_odl_code(losses), float(self.beta), min(0.01 * n, 0.999)
+                alpha, normalise_losses_odl_code(losses), self._beta, min(0.01 * n, 0.999)
             )
         else:
-            self._alpha = hedge_update(alpha, losses, float(self.beta), float(self.s))
+            self._alpha = hedge_update(alpha, losses, self._beta, float(self.s))
         return out

@@ -13,9 +13,11 @@ from typing import Literal
 import torch
 
 __all__ = [
+    "AdaGrad",
     "AdamW",
     "LossKind",
     "exit_losses",
+    "insert_pairs",
     "kaiming_uniform",
     "normalise_losses_odl_code",
     "uniform",
@@ -141,6 +143,49 @@ class AdamW:
                 p[idx] = pr
                 self.m[i][idx] = m
                 self.v[i][idx] = v
+
+
+class AdaGrad:
+    """Per-coordinate AdaGrad on a list of tensors, in three multi-tensor operations.
+
+    ``G ← G + g²``, ``p ← p − η g / (√G + ε)``. A coordinate whose gradient is 0 does not move
+    (no momentum), so the weights of an absent feature stay exactly as they were, as with
+    SGD. Our default mode's optimiser (not from the papers): one step size serves layers and
+    features of very different gradient scales, and the early steps are large, which matters
+    on streams of a thousand instances.
+
+    The accumulators ``acc`` are aligned by position with the list given to :meth:`step`; a
+    learner that enlarges a parameter enlarges the matching accumulator with zeros
+    (:func:`insert_pairs` or ``torch.cat``).
+    """
+
+    def __init__(self, params: list[torch.Tensor], lr: float, eps: float = 1e-8) -> None:
+        self.lr = lr
+        self.eps = eps
+        self.acc = [torch.zeros_like(p) for p in params]
+
+    def step(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
+        """One step of every parameter, in place."""
+        torch._foreach_addcmul_(self.acc, grads, grads)
+        denom = torch._foreach_sqrt(self.acc)
+        torch._foreach_add_(denom, self.eps)
+        torch._foreach_addcdiv_(params, grads, denom, value=-self.lr)
+
+
+def insert_pairs(t: torch.Tensor, values: torch.Tensor, flags: torch.Tensor) -> torch.Tensor:
+    """Add columns to a ``[value columns | flag columns]`` matrix, keeping the two halves.
+
+    Args:
+        t: ``(r, 2n)``: columns ``0..n-1`` read the values of slots ``0..n-1``, columns
+            ``n..2n-1`` their availability flags.
+        values: ``(r, k)`` new value columns (for slots ``n..n+k-1``).
+        flags: ``(r, k)`` new flag columns.
+
+    Returns:
+        ``(r, 2(n+k))`` with the same layout.
+    """
+    n = t.shape[1] // 2
+    return torch.cat([t[:, :n], values, t[:, n:], flags], 1)
 
 
 def kaiming_uniform(
