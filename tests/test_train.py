@@ -631,3 +631,43 @@ def test_array_loader_dict_inputs_keep_rows_together() -> None:
     for inputs, targets in data:
         assert torch.equal(inputs["b"], inputs["a"] * 10)
         assert torch.equal(targets["main"], inputs["a"] * 100)
+
+
+def test_fit_passes_a_captured_representation_to_mgda_ub():
+    from auxlab.weighting import create
+
+    torch.manual_seed(0)
+    trunk = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh())
+    heads = torch.nn.ModuleDict({"main": torch.nn.Linear(8, 1), "aux": torch.nn.Linear(8, 1)})
+
+    class Net(torch.nn.Module):
+        output_names = ("main", "aux")
+
+        def __init__(self):
+            super().__init__()
+            self.trunk, self.heads = trunk, heads
+
+        def forward(self, x):
+            z = self.trunk(x)
+            return {t: h(z).squeeze(-1) for t, h in self.heads.items()}
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(32, 4, generator=g)
+    y = {"main": torch.randn(32, generator=g), "aux": torch.randn(32, generator=g)}
+    net = Net()
+    before = [p.detach().clone() for p in net.trunk.parameters()]
+    loader = ArrayLoader(x, y, batch_size=8)
+    with pytest.raises(ValueError, match="representation"):
+        fit(net, loader, Objective("mse"), create("mgda-ub"), epochs=1, progress=False)
+    history = fit(
+        net,
+        loader,
+        Objective("mse"),
+        create("mgda-ub"),
+        epochs=1,
+        progress=False,
+        representation=net.trunk,
+    )
+    assert len(history.steps) == 4
+    assert any(not torch.equal(a, b) for a, b in zip(before, net.trunk.parameters(), strict=True))
+    assert not net.trunk._forward_hooks  # the hook is removed after fit

@@ -209,17 +209,38 @@ def make_optimizer(
     return _OPTIMIZERS[key](list(params), lr)
 
 
+class _Capture:
+    """Keeps the latest output of a module (the shared representation), via a forward hook."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.value: torch.Tensor | None = None
+        self.handle = module.register_forward_hook(self._hook)
+
+    def _hook(self, module: nn.Module, args: Any, output: Any) -> None:
+        if isinstance(output, (tuple, list)):  # e.g. an RNN's (output, state)
+            output = output[0]
+        if not isinstance(output, torch.Tensor):
+            raise TypeError(
+                f"the representation module {type(module).__name__} returned "
+                f"{type(output).__name__}; it must return a tensor"
+            )
+        self.value = output
+
+
 def train_step(
     model: nn.Module,
     batch: Batch,
     objective: Objective,
     balancer: Balancer,
     optimizer: torch.optim.Optimizer,
+    representation: _Capture | None = None,
 ) -> StepRecord:
     """One optimisation step: forward, objective, ``balancer.backward``, ``optimizer.step``."""
     inputs, targets = batch
     optimizer.zero_grad(set_to_none=True)
-    record = balancer.backward(objective(_call(model, inputs), targets))
+    losses = objective(_call(model, inputs), targets)
+    rep = representation.value if representation is not None else None
+    record = balancer.backward(losses, representation=rep)
     if not record.skipped:
         optimizer.step()
     return record
@@ -327,6 +348,7 @@ def fit(
     lr: float | None = None,
     val: Iterable[Batch] | None = None,
     shared: nn.Module | Iterable[torch.Tensor] | None = None,
+    representation: nn.Module | None = None,
     monitor: str | None = None,
     early_stopping: int | None = None,
     restore_best: bool = True,
@@ -352,6 +374,9 @@ def fit(
         lr: Learning rate for an optimizer given by name.
         val: Validation batches, evaluated after each epoch.
         shared: The shared block, for strategies that read per-task gradients.
+        representation: The module whose output is the shared representation, for
+            strategies that read gradients on it (``"mgda-ub"``); its output is captured by
+            a forward hook at each step.
         monitor: The epoch key for early stopping and the best checkpoint. Default: the
             main task's first validation metric (``val_<main>_<metric>``), else its
             validation loss.
@@ -387,6 +412,7 @@ def _fit(
     lr: float | None,
     val: Iterable[Batch] | None,
     shared: Any,
+    representation: nn.Module | None,
     monitor: str | None,
     early_stopping: int | None,
     restore_best: bool,
@@ -397,7 +423,6 @@ def _fit(
     nan_policy: Any,
     callbacks: Sequence[Callable[[dict[str, Any]], None]],
 ) -> History:
-    from tqdm.auto import tqdm
 
     objective.bind(model)
     balancer = (
@@ -430,12 +455,65 @@ def _fit(
         names = list(objective.metrics.get(main, {}))
         monitor = f"val_{main}_{names[0]}" if names else f"val_loss_{main}"
     higher = _higher_is_better(monitor)
-    best = -math.inf if higher else math.inf
-    best_state: dict[str, torch.Tensor] | None = None
-    bad_epochs = 0
     history = History()
     total_steps = len(train) if isinstance(train, Sized) else None
 
+    capture = _Capture(representation) if representation is not None else None
+    try:
+        return _epochs(
+            model,
+            train,
+            objective,
+            balancer,
+            opt,
+            device,
+            epochs,
+            val,
+            monitor,
+            higher,
+            early_stopping,
+            restore_best,
+            checkpoint,
+            evaluate_train,
+            progress,
+            callbacks,
+            capture,
+            total_steps,
+            history,
+            isinstance(optimizer, str),
+        )
+    finally:
+        if capture is not None:
+            capture.handle.remove()
+
+
+def _epochs(
+    model: nn.Module,
+    train: Iterable[Batch],
+    objective: Objective,
+    balancer: Balancer,
+    opt: torch.optim.Optimizer,
+    device: torch.device,
+    epochs: int,
+    val: Iterable[Batch] | None,
+    monitor: str | None,
+    higher: bool,
+    early_stopping: int | None,
+    restore_best: bool,
+    checkpoint: str | Path | None,
+    evaluate_train: Iterable[Batch] | None,
+    progress: bool,
+    callbacks: Sequence[Callable[[dict[str, Any]], None]],
+    capture: _Capture | None,
+    total_steps: int | None,
+    history: History,
+    ours: bool,
+) -> History:
+    from tqdm.auto import tqdm
+
+    best = -math.inf if higher else math.inf
+    best_state: dict[str, torch.Tensor] | None = None
+    bad_epochs = 0
     for epoch in range(epochs):
         model.train()
         start = time.perf_counter()
@@ -450,9 +528,9 @@ def _fit(
             dynamic_ncols=True,
         )
         for i, batch in enumerate(bar):
-            record = train_step(model, _to(batch, device), objective, balancer, opt)
+            record = train_step(model, _to(batch, device), objective, balancer, opt, capture)
             if epoch == 0 and i == 0:
-                _adopt_late_parameters(balancer, opt, isinstance(optimizer, str))
+                _adopt_late_parameters(balancer, opt, ours)
             row = record.as_dict()
             row["epoch"] = epoch
             history.steps.append(row)
