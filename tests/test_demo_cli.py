@@ -38,7 +38,16 @@ def test_summary_names_a_clear_winner():
 
 def test_summary_reports_the_gap_trend():
     lines = summarize(_rows({0.0: [0.7, 0.7], 1.0: [0.7, 0.7]}), (0.0, 1.0), "auc")
-    assert any("it shrank" in line for line in lines)
+    assert any("it shrank by 0.0100" in line for line in lines)
+
+
+def test_summary_does_not_read_a_gap_change_within_noise():
+    rows = _rows({0.0: [0.7, 0.7], 1.0: [0.7, 0.7]})
+    for r, gap in zip(rows, [0.20, 0.23, 0.21, 0.215], strict=True):
+        r["gap"] = gap
+    lines = summarize(rows, (0.0, 1.0), "auc")
+    assert any("within the spread between seeds (0.0300)" in line for line in lines)
+    assert not any("regulariser here" in line for line in lines)
 
 
 def test_cli_rejects_bad_options(capsys):

@@ -356,15 +356,20 @@ def summarize(rows: list[dict[str, Any]], weights: tuple[float, ...], metric: st
             + ". With weight 0 the auxiliary head is never trained; a larger weight makes the "
             "text branch (embedding and LSTM) learn to predict the target from the words alone."
         )
-        trend = "grew" if gaps[ws[-1]] > gaps[ws[0]] else "shrank"
+        gap_noise = max(float(np.ptp([r["gap"] for r in by_w[w]])) for w in ws)
+        change = gaps[ws[-1]] - gaps[ws[0]]
+        if n_seeds > 1 and abs(change) <= gap_noise:
+            verdict = (
+                f"a change of {change:+.4f}, within the spread between seeds ({gap_noise:.4f}): "
+                "no regularising effect can be read from these runs."
+            )
+        elif change < 0:
+            verdict = f"it shrank by {-change:.4f}: the auxiliary loss acted as a regulariser here."
+        else:
+            verdict = f"it grew by {change:.4f}: no regularising effect showed up here."
         lines.append(
             f"Train/validation gap of the main task ({metric}, at the best epoch): "
             + ", ".join(f"{gaps[w]:+.4f} at weight {w:g}" for w in ws)
-            + f". From weight {ws[0]:g} to {ws[-1]:g} it {trend}"
-            + (
-                ": the auxiliary loss acted as a regulariser here."
-                if trend == "shrank"
-                else ": no regularising effect showed up here."
-            )
+            + f". From weight {ws[0]:g} to {ws[-1]:g}: {verdict}"
         )
     return lines
