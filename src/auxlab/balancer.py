@@ -290,7 +290,8 @@ class Balancer:
             others = [p for p in graph_leaves(total) if id(p) not in shared_ids]
             if others:
                 torch.autograd.backward(total, inputs=others)
-            self._write_shared(shared_grad, [p.grad for p in self.shared])
+            owned = decision.shared_grad is None
+            self._write_shared(shared_grad, [p.grad for p in self.shared], owned)
         elif decision.shared_grad is not None:
             self._check_shared_grad(decision.shared_grad)
             before = [p.grad.clone() if p.grad is not None else None for p in self.shared]
@@ -316,11 +317,16 @@ class Balancer:
         if coef is not None:
             record.shared_weights = {t: float(coef[t]) for t in self.tasks}
         if grads is not None:
-            norms = grads.norm(dim=1)
+            # From the Gramian when there is one: it is T x T, the gradients are T x d.
             i_main = self.tasks.index(self.main)
+            if gram is not None:
+                norms = gram.diagonal().clamp_min(0).sqrt()
+                dots = gram[:, i_main]
+            else:
+                norms = grads.norm(dim=1)
+                dots = grads @ grads[i_main]
             record.grad_norms = {t: float(n) for t, n in zip(self.tasks, norms, strict=True)}
-            denom = norms * norms[i_main]
-            cos = (grads @ grads[i_main]) / denom.clamp_min(1e-30)
+            cos = dots / (norms * norms[i_main]).clamp_min(1e-30)
             record.cosines = {t: float(c) for t, c in zip(self.tasks, cos, strict=True)}
         self.step += 1
         return record
@@ -334,12 +340,19 @@ class Balancer:
                 f"a flat vector of length {size}."
             )
 
-    def _write_shared(self, flat: torch.Tensor, before: Sequence[torch.Tensor | None]) -> None:
+    def _write_shared(
+        self, flat: torch.Tensor, before: Sequence[torch.Tensor | None], owned: bool = False
+    ) -> None:
         offset = 0
         for p, prev in zip(self.shared, before, strict=True):
             n = p.numel()
             g = flat[offset : offset + n].view_as(p).to(p.dtype)
-            p.grad = g.clone() if prev is None else prev + g
+            # A view of a vector we combined ourselves is safe to hand over (it is fresh at
+            # every step); a strategy's own vector is copied, since it may keep it in state.
+            if prev is None:
+                p.grad = g if owned else g.clone()
+            else:
+                p.grad = prev + g
             offset += n
 
     def __repr__(self) -> str:

@@ -73,12 +73,22 @@ def per_task_grads(
     """
     if not params:
         raise ValueError("no shared parameters: give the Balancer shared=module or a list")
-    rows, reached = [], []
-    for loss in losses:
+    # One preallocated (T, d) buffer: each task's gradients are copied into its row once
+    # (no per-task flat vector followed by a stack, which would copy T·d floats twice).
+    d = sum(p.numel() for p in params)
+    out = torch.empty(len(losses), d, dtype=params[0].dtype, device=params[0].device)
+    reached = []
+    for i, loss in enumerate(losses):
         grads = torch.autograd.grad(loss, params, retain_graph=retain_graph, allow_unused=True)
         reached.append(any(g is not None for g in grads))
-        rows.append(_flat(grads, params, None))
-    out = torch.stack(rows)
+        offset = 0
+        for g, p in zip(grads, params, strict=True):
+            n = p.numel()
+            if g is None:
+                out[i, offset : offset + n].zero_()
+            else:
+                out[i, offset : offset + n].copy_(g.reshape(-1))
+            offset += n
     _check_reached(out, reached, tasks)
     return out
 
