@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from auxlab.datasets._fashion_mnist import (
+    FashionMNIST,
+    fashion_mnist,
+    read_idx,
+    stratified_subset,
+)
 from auxlab.datasets._haphazard import (
     HAPHAZARD_DATASETS,
     HaphazardData,
@@ -9,18 +15,28 @@ from auxlab.datasets._haphazard import (
     load_haphazard,
     river_stream,
 )
+from auxlab.datasets._multi_output import MultiOutputData, cars, linnerud, solar_flare, yeast
 from auxlab.datasets._tokenizer import Tokenizer
 from auxlab.datasets._tweets import Split, TweetsData, tweets, tweets_from_frame
 
 __all__ = [
     "HAPHAZARD_DATASETS",
+    "FashionMNIST",
     "HaphazardData",
     "HaphazardDataError",
+    "MultiOutputData",
     "Split",
     "Tokenizer",
     "TweetsData",
+    "cars",
+    "fashion_mnist",
+    "linnerud",
     "load_haphazard",
+    "read_idx",
     "river_stream",
+    "solar_flare",
+    "stratified_subset",
     "tweets",
     "tweets_from_frame",
+    "yeast",
 ]

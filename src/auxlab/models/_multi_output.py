@@ -1,0 +1,423 @@
+"""Multi-output regression and classification: one shared MLP, one named head per target.
+
+Every target is a task. :class:`MultiOutputMLP` returns ``{target: output}``; its
+:meth:`~MultiOutputMLP.objective` builds the matching :class:`~auxlab.Objective` with one
+target as the main task and the others auxiliary, or all equal (the main task then only
+names the task that early stopping and reports follow).
+
+Missing targets are masked per task. A target value that is NaN (or a negative class id for
+a ``"multiclass"`` target) is *missing*: :func:`masked` losses average over the observed
+values only, and a task with no observed value in a batch contributes a zero that is still
+part of the graph (``0 · Σ outputs``), so it adds nothing to the gradient and never makes the
+total NaN. :func:`masked_metric` does the same for metrics. A batch mean over the observed
+values weighs a batch with one observed value as much as a full one, as PyTorch's
+``ignore_index`` does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from auxlab.objective import LossFn, MetricFn, Objective, resolve_loss
+
+__all__ = [
+    "MultiOutputMLP",
+    "Target",
+    "masked",
+    "masked_metric",
+    "multilabel_scores",
+]
+
+Kind = Literal["regression", "binary", "multiclass", "multilabel"]
+_KINDS = ("regression", "binary", "multiclass", "multilabel")
+_DEFAULT_LOSS = {
+    "regression": "mse",
+    "binary": "bce_logits",
+    "multiclass": "ce",
+    "multilabel": "bce_logits",
+}
+_DEFAULT_METRICS = {
+    "regression": ("mae", "r2"),
+    "binary": ("accuracy",),
+    "multiclass": ("accuracy",),
+    "multilabel": ("accuracy",),
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One target of a :class:`MultiOutputMLP`.
+
+    Attributes:
+        kind: ``"regression"`` (``size`` values, default 1), ``"binary"`` (one logit),
+            ``"multiclass"`` (``size`` class logits) or ``"multilabel"`` (``size``
+            independent logits).
+        size: Number of output units: values, classes or labels.
+    """
+
+    kind: Kind
+    size: int = 1
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise ValueError(f"unknown target kind {self.kind!r}; kinds are {list(_KINDS)}")
+        if int(self.size) != self.size or self.size < 1:
+            raise ValueError(f"size must be a positive integer, got {self.size!r}")
+        if self.kind == "binary" and self.size != 1:
+            raise ValueError("a 'binary' target has one logit; use 'multilabel' for several")
+        if self.kind == "multiclass" and self.size < 2:
+            raise ValueError("a 'multiclass' target needs size >= 2 classes")
+
+    @property
+    def loss(self) -> str:
+        """The auxlab loss name for this kind of target."""
+        return _DEFAULT_LOSS[self.kind]
+
+    @classmethod
+    def parse(cls, spec: Target | str | tuple[str, int]) -> Target:
+        """``"regression"``, ``("multiclass", 3)`` or a :class:`Target`."""
+        if isinstance(spec, Target):
+            return spec
+        if isinstance(spec, str):
+            return cls(spec)  # type: ignore[arg-type]
+        if isinstance(spec, tuple) and len(spec) == 2:
+            return cls(spec[0], int(spec[1]))  # type: ignore[arg-type]
+        raise TypeError(
+            f"a target is 'regression', 'binary', ('multiclass', n), ('multilabel', n), "
+            f"('regression', n) or a Target; got {spec!r}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Masked losses and metrics.
+
+
+def _missing(target: torch.Tensor, loss_name: str) -> torch.Tensor:
+    """Boolean mask of missing entries: NaN, or a negative class id for ``ce``."""
+    if target.dtype.is_floating_point:
+        miss = torch.isnan(target)
+        if loss_name == "ce":
+            miss = miss | (target < 0)
+        return miss
+    if loss_name == "ce":
+        return target < 0
+    return torch.zeros_like(target, dtype=torch.bool)
+
+
+def masked(loss: str | LossFn) -> LossFn:
+    """A loss that skips missing targets (NaN, or a negative class id for ``"ce"``).
+
+    The result averages the per-element loss over the observed targets. When no target in
+    the batch is observed it returns ``0 · pred.sum()``: zero, finite, and part of the graph,
+    so the task adds nothing to the gradient and ``backward`` still works.
+
+    For ``"ce"`` a row is missing when its class id is; for the element-wise losses
+    (``"mse"``, ``"mae"``, ``"huber"``, ``"bce_logits"``, ``"bce"``) each value is masked on
+    its own, so a multi-label row may have some labels missing.
+
+    The wrapper keeps the built-in loss's name (``masked("ce").__name__ == "ce"``), so an
+    :class:`~auxlab.Objective` resolves metrics such as ``"accuracy"`` for it as for the
+    plain loss.
+
+    Args:
+        loss: A built-in loss name (``"mse"``, ``"mae"``, ``"huber"``, ``"bce"``,
+            ``"bce_logits"``, ``"ce"``, or a Keras alias).
+
+    Example:
+        >>> mse = masked("mse")
+        >>> pred = torch.tensor([1.0, 2.0, 3.0])
+        >>> mse(pred, torch.tensor([0.0, float("nan"), 1.0])).item()  # (1 + 4) / 2
+        2.5
+        >>> mse(pred, torch.full((3,), float("nan"))).item()
+        0.0
+    """
+    if not isinstance(loss, str):
+        raise TypeError(
+            "masked() takes a built-in loss name; a custom loss must handle missing targets itself"
+        )
+    name, _ = resolve_loss(loss)
+    elementwise = {
+        "mse": lambda p, t: (p - t) ** 2,
+        "mae": lambda p, t: (p - t).abs(),
+        "huber": lambda p, t: F.huber_loss(p, t, reduction="none"),
+        "bce_logits": lambda p, t: F.binary_cross_entropy_with_logits(p, t, reduction="none"),
+        "bce": lambda p, t: F.binary_cross_entropy(p.clamp(1e-7, 1.0 - 1e-7), t, reduction="none"),
+    }
+
+    def loss_fn(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        zero = pred.sum() * 0.0
+        if name == "ce":
+            t = target.reshape(-1)
+            miss = _missing(t, "ce")
+            keep = ~miss
+            if not bool(keep.any()):
+                return zero
+            ids = torch.where(keep, t, torch.zeros_like(t)).long()
+            return F.cross_entropy(pred[keep], ids[keep]) + zero
+        t = target.reshape(pred.shape).to(pred.dtype)
+        keep = ~torch.isnan(t)
+        if not bool(keep.any()):
+            return zero
+        filled = torch.where(keep, t, torch.zeros_like(t))
+        per = elementwise[name](pred, filled)
+        # Sum over kept entries only: a NaN-free fill keeps the masked entries' gradient zero.
+        return torch.where(keep, per, torch.zeros_like(per)).sum() / keep.sum() + zero
+
+    loss_fn.__name__ = name
+    loss_fn.__qualname__ = f"masked({name})"
+    return loss_fn
+
+
+def _observed(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    p = pred.reshape(-1).double()
+    t = target.reshape(-1).double()
+    keep = ~torch.isnan(t)
+    return p[keep], t[keep]
+
+
+def masked_metric(name: str, loss_name: str) -> MetricFn:
+    """A metric over the observed targets only; NaN when a task has no observed target.
+
+    Args:
+        name: ``"mae"``, ``"mse"``, ``"rmse"``, ``"r2"`` (regression) or ``"accuracy"``
+            (classification: argmax for ``"ce"``, threshold 0 on logits for ``"bce_logits"``,
+            0.5 on probabilities for ``"bce"``).
+        loss_name: The task's loss, which says how to read its outputs.
+
+    Example:
+        >>> mae = masked_metric("mae", "mse")
+        >>> mae(torch.tensor([1.0, 5.0, 3.0]), torch.tensor([2.0, float("nan"), 1.0]))
+        1.5
+    """
+
+    def metric(pred: torch.Tensor, target: torch.Tensor) -> float:
+        if name == "accuracy":
+            if loss_name == "ce":
+                t = target.reshape(-1)
+                keep = ~_missing(t, "ce")
+                if not bool(keep.any()):
+                    return math.nan
+                hits = pred.argmax(-1)[keep] == t[keep].long()
+                return float(hits.double().mean())
+            p, t = _observed(pred, target.reshape(pred.shape))
+            if p.numel() == 0:
+                return math.nan
+            yes = p > (0.5 if loss_name == "bce" else 0.0)
+            return float((yes == (t > 0.5)).double().mean())
+        p, t = _observed(pred, target.reshape(pred.shape))
+        if p.numel() == 0:
+            return math.nan
+        if name == "mae":
+            return float((p - t).abs().mean())
+        if name in ("mse", "rmse"):
+            mse = float(((p - t) ** 2).mean())
+            return math.sqrt(mse) if name == "rmse" else mse
+        if name == "r2":
+            ss_tot = float(((t - t.mean()) ** 2).sum())
+            return 1.0 - float(((p - t) ** 2).sum()) / ss_tot if ss_tot > 0 else math.nan
+        raise ValueError(f"unknown metric {name!r}; masked metrics: mae, mse, rmse, r2, accuracy")
+
+    if name not in ("mae", "mse", "rmse", "r2", "accuracy"):
+        raise ValueError(f"unknown metric {name!r}; masked metrics: mae, mse, rmse, r2, accuracy")
+    metric.__name__ = name
+    return metric
+
+
+def multilabel_scores(
+    scores: np.ndarray | torch.Tensor,
+    targets: np.ndarray | torch.Tensor,
+    threshold: float = 0.5,
+) -> dict[str, float]:
+    """Multi-label metrics: Hamming loss, micro and macro F1, subset accuracy.
+
+    Args:
+        scores: ``(n, L)`` probabilities (or 0/1 predictions) of the ``L`` labels.
+        targets: ``(n, L)`` 0/1 labels.
+        threshold: A label is predicted when its score is above ``threshold``.
+
+    Returns:
+        ``hamming_loss`` (fraction of wrong labels), ``micro_f1`` (F1 of the pooled counts),
+        ``macro_f1`` (mean of per-label F1, a label with no positives and no predicted
+        positives counting as F1 0, as scikit-learn's ``zero_division=0``) and
+        ``subset_accuracy`` (fraction of rows with every label right), as scikit-learn
+        computes them.
+
+    Example:
+        >>> y = np.array([[1, 0], [1, 1]])
+        >>> p = np.array([[0.9, 0.2], [0.8, 0.1]])
+        >>> multilabel_scores(p, y)
+        {'hamming_loss': 0.25, 'micro_f1': 0.8, 'macro_f1': 0.5, 'subset_accuracy': 0.5}
+    """
+    s = scores.detach().cpu().numpy() if isinstance(scores, torch.Tensor) else np.asarray(scores)
+    y = targets.detach().cpu().numpy() if isinstance(targets, torch.Tensor) else np.asarray(targets)
+    if s.shape != y.shape or s.ndim != 2:
+        raise ValueError(f"scores and targets must both be (n, L), got {s.shape} and {y.shape}")
+    pred = s > threshold
+    true = y > 0.5
+    tp = (pred & true).sum(0).astype(float)
+    fp = (pred & ~true).sum(0).astype(float)
+    fn = (~pred & true).sum(0).astype(float)
+    denom = 2 * tp + fp + fn
+    per_label = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    micro_denom = 2 * tp.sum() + fp.sum() + fn.sum()
+    return {
+        "hamming_loss": float((pred != true).mean()),
+        "micro_f1": float(2 * tp.sum() / micro_denom) if micro_denom > 0 else 0.0,
+        "macro_f1": float(per_label.mean()),
+        "subset_accuracy": float((pred == true).all(axis=1).mean()),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The model.
+
+
+class MultiOutputMLP(nn.Module):
+    """A shared MLP trunk with one head per named target; forward returns ``{target: output}``.
+
+    Regression heads return values (shape ``(batch,)`` for one value, ``(batch, size)`` for
+    several); ``"binary"`` heads one logit ``(batch,)``; ``"multiclass"`` heads class logits
+    ``(batch, size)``; ``"multilabel"`` heads ``size`` logits. With ``hidden=()`` every head
+    is a linear model of the inputs.
+
+    Args:
+        in_features: Number of input features.
+        targets: ``{name: spec}`` in output order; a spec is ``"regression"``, ``"binary"``,
+            ``("multiclass", n_classes)``, ``("multilabel", n_labels)``,
+            ``("regression", n_values)`` or a :class:`Target`.
+        hidden: Widths of the shared hidden layers (ReLU).
+        dropout: Dropout after each hidden layer.
+        main: The main target; the others are auxiliary. ``None``: all targets are equal
+            (see :meth:`objective`).
+        init: ``"he_uniform"`` (Keras' ``kernel_initializer='he_uniform'``, zero biases) or
+            ``"torch"`` (PyTorch's defaults).
+        seed: Seed for the initialisation (a local generator; nothing is seeded globally).
+
+    Example:
+        >>> model = MultiOutputMLP(10, {"y1": "regression", "y2": ("multiclass", 3)}, seed=0)
+        >>> {k: tuple(v.shape) for k, v in model(torch.zeros(4, 10)).items()}
+        {'y1': (4,), 'y2': (4, 3)}
+        >>> model.objective().loss_names
+        {'y1': 'mse', 'y2': 'ce'}
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        targets: Mapping[str, Target | str | tuple[str, int]],
+        hidden: Sequence[int] = (64,),
+        dropout: float = 0.0,
+        main: str | None = None,
+        init: Literal["he_uniform", "torch"] = "he_uniform",
+        seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        if in_features < 1:
+            raise ValueError(f"in_features must be >= 1, got {in_features}")
+        if not isinstance(targets, Mapping) or not targets:
+            raise TypeError("targets must be a non-empty dict {name: kind}")
+        if main is not None and main not in targets:
+            raise ValueError(f"main target {main!r} is not one of the targets {list(targets)}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if init not in ("he_uniform", "torch"):
+            raise ValueError(f"init must be 'he_uniform' or 'torch', got {init!r}")
+        self.targets = {name: Target.parse(spec) for name, spec in targets.items()}
+        self.output_names = tuple(self.targets)
+        self.main = main
+        # Built under a forked, seeded generator when a seed is given, so PyTorch's own
+        # initialisation in the constructors does not draw from the caller's generator.
+        with torch.random.fork_rng(devices=[], enabled=seed is not None):
+            if seed is not None:
+                torch.manual_seed(seed)
+            layers: list[nn.Module] = []
+            width = in_features
+            for h in hidden:
+                layers += [nn.Linear(width, h), nn.ReLU()]
+                if dropout > 0:
+                    layers.append(nn.Dropout(dropout))
+                width = h
+            self.trunk = nn.Sequential(*layers)
+            self.heads = nn.ModuleDict(
+                {name: nn.Linear(width, t.size) for name, t in self.targets.items()}
+            )
+        if init == "he_uniform":
+            self._he_uniform(seed)
+
+    def _he_uniform(self, seed: int | None) -> None:
+        g = torch.Generator()
+        if seed is None:
+            seed = int(torch.empty((), dtype=torch.int64).random_().item())
+        g.manual_seed(seed)
+        with torch.no_grad():
+            for m in self.modules():
+                if isinstance(m, nn.Linear):
+                    limit = math.sqrt(6.0 / m.in_features)
+                    m.weight.uniform_(-limit, limit, generator=g)
+                    m.bias.zero_()
+
+    @property
+    def shared(self) -> nn.Sequential:
+        """The trunk that every head shares (for gradient-based strategies)."""
+        return self.trunk
+
+    @property
+    def losses(self) -> dict[str, str]:
+        """``{target: loss name}``: ``mse`` / ``bce_logits`` / ``ce`` by kind."""
+        return {name: t.loss for name, t in self.targets.items()}
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``{target: output}`` for inputs ``(batch, in_features)``."""
+        z = self.trunk(x)
+        out = {}
+        for name, head in self.heads.items():
+            y = head(z)
+            out[name] = y.squeeze(-1) if self.targets[name].size == 1 else y
+        return out
+
+    def objective(
+        self,
+        losses: Mapping[str, str] | None = None,
+        metrics: Mapping[str, Sequence[str]] | None = None,
+        main: str | None = None,
+        mask_missing: bool = True,
+    ) -> Objective:
+        """The :class:`~auxlab.Objective` for these targets.
+
+        Args:
+            losses: Override the loss of some targets (e.g. ``{"count": "mae"}``).
+            metrics: ``{target: [metric names]}``; default MAE and R² for regression,
+                accuracy for classification.
+            main: The main task; default the model's ``main``, else the first target (all
+                targets equal: train with ``"equal"`` weights).
+            mask_missing: Use :func:`masked` losses and metrics, so NaN targets (and negative
+                class ids) are skipped per task.
+        """
+        names = dict(self.losses)
+        for task, spec in (losses or {}).items():
+            if task not in names:
+                raise ValueError(f"losses name {task!r}, which is not a target {list(names)}")
+            names[task] = resolve_loss(spec)[0]
+        chosen = metrics or {n: _DEFAULT_METRICS[t.kind] for n, t in self.targets.items()}
+        if mask_missing:
+            loss_fns: dict[str, str | LossFn] = {t: masked(n) for t, n in names.items()}
+            metric_fns: dict[str, list[str | MetricFn]] = {
+                t: [masked_metric(m, names[t]) for m in ms] for t, ms in chosen.items()
+            }
+        else:
+            loss_fns = dict(names)
+            metric_fns = {t: list(ms) for t, ms in chosen.items()}
+        return Objective(
+            loss_fns,
+            main=main or self.main or self.output_names[0],
+            outputs=self.output_names,
+            metrics=metric_fns,
+        )
