@@ -185,29 +185,42 @@ class Diagnostics:
         finite = all(math.isfinite(float(v.detach())) for v in losses.values())
         if not finite:
             return False
-        layer_sq: dict[str, dict[str, float]] = {}
-        flats = []
-        for task, loss in losses.items():
+        tasks = list(losses)
+        per_task: list[Sequence[torch.Tensor | None]] = []
+        for loss in losses.values():
             grads: Sequence[torch.Tensor | None] = (None,) * len(self._params)
             if loss.requires_grad:
                 grads = torch.autograd.grad(
                     loss, self._params, retain_graph=True, allow_unused=True
                 )
-            sq = [float(g.detach().double().pow(2).sum()) if g is not None else 0.0 for g in grads]
+            per_task.append(grads)
+        # Per parameter: the T x T block of dot products between the tasks' gradients, in the
+        # parameters' own dtype and without flattening every gradient into one long copy
+        # (that copy, in float64, was most of a probe step's cost). Its diagonal gives each
+        # task's squared norm on that parameter; the blocks of the shared parameters add up to
+        # the Gramian. One device-to-host read at the end.
+        n_tasks = len(tasks)
+        blocks = []
+        for j, p in enumerate(self._params):
+            rows = []
+            for g in per_task:
+                gj = g[j]
+                rows.append(gj.detach().reshape(-1) if gj is not None else p.new_zeros(p.numel()))
+            m = torch.stack(rows)
+            blocks.append((m @ m.T).to(torch.float64))
+        all_blocks = torch.stack(blocks).cpu()  # (P, T, T)
+        sq = all_blocks.diagonal(dim1=1, dim2=2)  # (P, T)
+        shared_idx = [self._index[id(p)] for p in self.shared]
+        gram = all_blocks[shared_idx].sum(0)
+        sq_list = sq.tolist()
+        layer_sq: dict[str, dict[str, float]] = {}
+        for i, task in enumerate(tasks):
             layer_sq[task] = {
-                name: sum(sq[self._index[id(p)]] for p in ps) for name, ps in self.layers.items()
+                name: sum(sq_list[self._index[id(p)]][i] for p in ps)
+                for name, ps in self.layers.items()
             }
-            parts = []
-            for p in self.shared:
-                g = grads[self._index[id(p)]]
-                parts.append(
-                    g.detach().reshape(-1).double()
-                    if g is not None
-                    else torch.zeros(p.numel(), dtype=torch.float64, device=p.device)
-                )
-            flats.append(torch.cat(parts))
-        mat = torch.stack(flats)
-        self._pending = (self.step, layer_sq, (mat @ mat.T).cpu())
+        assert gram.shape == (n_tasks, n_tasks)
+        self._pending = (self.step, layer_sq, gram)
         return True
 
     def update(self, record: StepRecord) -> dict[str, float]:
