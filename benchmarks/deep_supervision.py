@@ -407,7 +407,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--grad-every", type=int, default=20)
-    parser.add_argument("--jobs", type=int, default=1, help="worker processes (1 thread each)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="worker processes, 1 thread each (default: 2, or 1 on a 1-core machine)",
+    )
     args = parser.parse_args(argv)
     if args.anneal is not None and args.anneal < 0:
         args.anneal = None
