@@ -671,3 +671,44 @@ def test_fit_passes_a_captured_representation_to_mgda_ub():
     assert len(history.steps) == 4
     assert any(not torch.equal(a, b) for a, b in zip(before, net.trunk.parameters(), strict=True))
     assert not net.trunk._forward_hooks  # the hook is removed after fit
+
+
+def test_fit_mode_overrides_the_monitor_direction():
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 2)
+
+    class Two(torch.nn.Module):
+        output_names = ("main", "aux")
+
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            out = self.net(x)
+            return {"main": out[:, 0], "aux": out[:, 1]}
+
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(40, 3, generator=g)
+    y = {"main": torch.randn(40, generator=g), "aux": torch.randn(40, generator=g)}
+    loader = ArrayLoader(x, y, batch_size=10)
+    seen = []
+    # A made-up epoch key whose name says nothing about its direction: it rises every epoch.
+    history = fit(
+        Two(),
+        loader,
+        Objective("mse"),
+        "equal",
+        epochs=4,
+        val=loader,
+        progress=False,
+        monitor="score",
+        mode="min",
+        early_stopping=1,
+        callbacks=[lambda ep: (seen.append(ep["epoch"]), ep.__setitem__("score", ep["epoch"]))],
+    )
+    # With mode="min" a rising score never improves after the first epoch: stop after two.
+    assert history.best_epoch == 0
+    assert history.stopped_epoch == 1
+    with pytest.raises(ValueError, match="mode must be"):
+        fit(Two(), loader, Objective("mse"), "equal", epochs=1, progress=False, mode="up")

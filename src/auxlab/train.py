@@ -350,6 +350,7 @@ def fit(
     shared: nn.Module | Iterable[torch.Tensor] | None = None,
     representation: nn.Module | None = None,
     monitor: str | None = None,
+    mode: str = "auto",
     early_stopping: int | None = None,
     restore_best: bool = True,
     checkpoint: str | Path | None = None,
@@ -380,6 +381,9 @@ def fit(
         monitor: The epoch key for early stopping and the best checkpoint. Default: the
             main task's first validation metric (``val_<main>_<metric>``), else its
             validation loss.
+        mode: Whether a larger ``monitor`` value is better: ``"max"``, ``"min"``, or
+            ``"auto"`` (default: keys containing "loss", and the metrics ``mse`` and ``mae``,
+            are minimised; other metrics, such as ``auc``, ``accuracy`` and ``r2``, maximised).
         early_stopping: Stop after this many epochs without improvement of ``monitor``.
         restore_best: With validation data, end with the weights of the best epoch.
         checkpoint: A file to write the best (or, without validation, the last) state to:
@@ -414,6 +418,7 @@ def _fit(
     shared: Any,
     representation: nn.Module | None,
     monitor: str | None,
+    mode: str,
     early_stopping: int | None,
     restore_best: bool,
     checkpoint: str | Path | None,
@@ -454,7 +459,9 @@ def _fit(
     if monitor is None and val is not None:
         names = list(objective.metrics.get(main, {}))
         monitor = f"val_{main}_{names[0]}" if names else f"val_loss_{main}"
-    higher = _higher_is_better(monitor)
+    if mode not in ("auto", "max", "min"):
+        raise ValueError(f"mode must be 'auto', 'max' or 'min', got {mode!r}")
+    higher = _higher_is_better(monitor) if mode == "auto" else mode == "max"
     history = History()
     total_steps = len(train) if isinstance(train, Sized) else None
 
