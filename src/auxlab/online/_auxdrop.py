@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from auxlab.online._base import Faithful, OnlineClassifier
+from auxlab.online._base import Faithful, HedgedClassifier
 from auxlab.online._ops import (
     AdaGrad,
     LossKind,
@@ -49,7 +49,7 @@ def auxdrop_drop_probability(
     return min(max((dropout * n_units - n_missing) / pool, 0.0), 1.0)
 
 
-class AuxDrop(OnlineClassifier):
+class AuxDrop(HedgedClassifier):
     """Aux-Drop: an MLP with an AuxLayer that drops the nodes of missing features.
 
     ``L`` ReLU layers of ``n_units``; layer ``z = aux_position`` is the AuxLayer, with
@@ -154,19 +154,7 @@ class AuxDrop(OnlineClassifier):
         self.faithful = faithful
         self.seed = seed
 
-    @property
-    def _ours(self) -> bool:
-        return self.faithful is None
-
-    @property
-    def _lr(self) -> float:
-        return 0.05 if self.lr is None else float(self.lr)
-
-    @property
-    def _beta(self) -> float:
-        if self.beta is not None:
-            return float(self.beta)
-        return 0.9 if self.faithful is None else 0.99
+    _lr_defaults = (0.05, 0.05)  # the same step in every mode
 
     @property
     def alpha(self) -> torch.Tensor:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from auxlab.online._base import Faithful, OnlineClassifier
+from auxlab.online._base import Faithful, HedgedClassifier
 from auxlab.online._ops import AdaGrad, AdamW, exit_losses, insert_pairs, kaiming_uniform, uniform
 from auxlab.weighting._hedge import hedge_update
 
 __all__ = ["AuxNet"]
 
 
-class AuxNet(OnlineClassifier):
+class AuxNet(HedgedClassifier):
     """Aux-Net: base, auxiliary, middle and end modules, with a classifier on every layer.
 
     With ``n_b`` base layers, ``n_e`` end layers, ``H`` units and present auxiliary features
@@ -110,22 +110,6 @@ class AuxNet(OnlineClassifier):
         self.n_classes = n_classes
         self.faithful = faithful
         self.seed = seed
-
-    @property
-    def _ours(self) -> bool:
-        return self.faithful is None
-
-    @property
-    def _lr(self) -> float:
-        if self.lr is not None:
-            return float(self.lr)
-        return 0.05 if self._ours else 0.01
-
-    @property
-    def _beta(self) -> float:
-        if self.beta is not None:
-            return float(self.beta)
-        return 0.9 if self.faithful is None else 0.99
 
     @property
     def alpha(self) -> torch.Tensor:

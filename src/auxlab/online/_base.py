@@ -511,3 +511,34 @@ def _welford(stats: np.ndarray, x: np.ndarray, m: np.ndarray) -> None:
     delta = np.where(m, x - mean, 0.0)
     mean += delta / np.maximum(count, 1.0)
     m2 += delta * np.where(m, x - mean, 0.0)
+
+
+class HedgedClassifier(OnlineClassifier):
+    """Defaults shared by the hedged deep learners (HedgeBackprop, AuxNet, AuxDrop).
+
+    ``faithful=None`` is our mode; ``"paper"`` and ``"code"`` keep the papers' values. A
+    learner sets ``_lr_defaults`` to its step sizes (ours, then the papers' modes).
+    """
+
+    faithful: Faithful
+    lr: float | None
+    beta: float | None
+    #: Learning rate when ``lr`` is None: (our mode, the papers' modes).
+    _lr_defaults: ClassVar[tuple[float, float]] = (0.05, 0.01)
+
+    @property
+    def _ours(self) -> bool:
+        return self.faithful is None
+
+    @property
+    def _lr(self) -> float:
+        if self.lr is not None:
+            return float(self.lr)
+        return self._lr_defaults[0] if self._ours else self._lr_defaults[1]
+
+    @property
+    def _beta(self) -> float:
+        # The hedge discount: 0.9 in our mode, the papers' 0.99 otherwise.
+        if self.beta is not None:
+            return float(self.beta)
+        return 0.9 if self._ours else 0.99

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from auxlab.online._base import Faithful, OnlineClassifier
+from auxlab.online._base import Faithful, HedgedClassifier
 from auxlab.online._ops import (
     AdaGrad,
     exit_losses,
@@ -18,7 +18,7 @@ from auxlab.weighting._hedge import hedge_update
 __all__ = ["HedgeBackprop"]
 
 
-class HedgeBackprop(OnlineClassifier):
+class HedgeBackprop(HedgedClassifier):
     """A deep network with a classifier on every layer, mixed by a hedge (ODL).
 
     Model, for ``L`` hidden ReLU layers of ``n_units``::
@@ -98,22 +98,6 @@ class HedgeBackprop(OnlineClassifier):
     @property
     def _input_exit(self) -> bool:
         return self.faithful != "code"
-
-    @property
-    def _ours(self) -> bool:
-        return self.faithful is None
-
-    @property
-    def _lr(self) -> float:
-        if self.lr is not None:
-            return float(self.lr)
-        return 0.05 if self._ours else 0.01
-
-    @property
-    def _beta(self) -> float:
-        if self.beta is not None:
-            return float(self.beta)
-        return 0.9 if self.faithful is None else 0.99
 
     @property
     def alpha(self) -> torch.Tensor:
