@@ -65,7 +65,8 @@ def test_no_pair_for_an_anchor_alone_in_its_episode() -> None:
     anchor, *_ = sample_pairs(starts)
     assert anchor.numel() == 0
     loss = TemporalOrder(4, use_memory=False)(torch.randn(5, 2, 4), starts)
-    assert loss.item() == 0.0 and loss.requires_grad
+    assert loss.item() == 0.0
+    assert loss.requires_grad
 
 
 def test_labels_are_balanced_and_swaps_reverse_order() -> None:
@@ -134,7 +135,9 @@ def test_aux_gradient_reaches_encoder_and_memory_unless_detached(detach_memory: 
         assert all(p.grad is None for p in agent.encoder.parameters())
     else:
         assert all(g is not None and g.abs().sum() > 0 for g in memory_grad)
-        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in agent.encoder.parameters())
+        assert all(
+            p.grad is not None and p.grad.abs().sum() > 0 for p in agent.encoder.parameters()
+        )
 
 
 def test_aux_gradient_reaches_encoder_directly_through_the_embeddings() -> None:
@@ -167,7 +170,8 @@ def test_through_the_balancer_with_gradient_cosine_gating() -> None:
         GradientCosine(weights={"order": 0.5}), shared=agent.shared_parameters(), main="main"
     )
     record = balancer.backward(losses)
-    assert record.cosines is not None and "order" in record.cosines
+    assert record.cosines is not None
+    assert "order" in record.cosines
     assert record.shared_weights is not None
     assert record.shared_weights["order"] in (0.0, 0.5)
     assert all(p.grad is not None for p in aux.parameters())
@@ -257,7 +261,7 @@ def test_unroll_matches_step_by_step_with_resets() -> None:
 
 def test_fixed_weight_scales_only_the_aux_term() -> None:
     agent, obs, starts = _agent_and_segment()
-    logits, values, emb, mem = agent.unroll(obs, agent.initial_state(4), starts)
+    _logits, values, emb, mem = agent.unroll(obs, agent.initial_state(4), starts)
     aux = TemporalOrder(8, memory_dim=6)
     g = torch.Generator().manual_seed(5)
     losses = {"main": values.pow(2).mean(), "order": aux(emb, starts, mem, generator=g)}
