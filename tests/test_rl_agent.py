@@ -277,3 +277,11 @@ def test_statistics_against_scipy() -> None:
     assert out["low"] < out["diff"] < out["high"]
     # Identical groups: no evidence of a difference.
     assert permutation_p([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) == 1.0
+
+
+def test_training_leaves_the_global_rng_alone() -> None:
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    train(CHAIN_ID, _tiny(aux="temporal-order"), seed=0)
+    assert torch.equal(torch.rand(3), expected)

@@ -387,7 +387,15 @@ def train(
         **overrides: Fields of :class:`PPOConfig` to replace.
     """
     config = replace(config or PPOConfig(), **overrides)
-    torch.manual_seed(seed)
+    # Seeded inside a forked RNG state: the caller's global torch RNG is left as it was.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _train(env_id, config, seed, progress)
+
+
+def _train(
+    env_id: str, config: PPOConfig, seed: int, progress: Callable[[int], None] | None
+) -> RLRun:
     gen = torch.Generator().manual_seed(seed + 10_007)
     envs = SyncEnvs(env_id, config.num_envs, seed=seed * 1000)
     agent = RecurrentActorCritic(
