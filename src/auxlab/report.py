@@ -11,26 +11,13 @@ import numpy as np
 
 from auxlab._optional import require
 
-__all__ = ["plot_learning_curves", "plot_metric_by_weight", "smooth", "write_html"]
+__all__ = ["plot_metric_by_weight", "write_html"]
 
 
 def _pyplot() -> Any:
     matplotlib = require("matplotlib", extra="report", feature="auxlab reports")
     matplotlib.use("Agg")  # files only; never needs a display
     return require("matplotlib.pyplot", extra="report", feature="auxlab reports")
-
-
-def smooth(values: Sequence[float], window: int) -> np.ndarray:
-    """Trailing moving average (the first points average what exists so far)."""
-    x = np.asarray(values, dtype=float)
-    if window <= 1 or len(x) == 0:
-        return x
-    c = np.cumsum(np.insert(x, 0, 0.0))
-    out = np.empty_like(x)
-    for i in range(len(x)):
-        lo = max(0, i + 1 - window)
-        out[i] = (c[i + 1] - c[lo]) / (i + 1 - lo)
-    return out
 
 
 def plot_metric_by_weight(
@@ -66,49 +53,6 @@ def plot_metric_by_weight(
     return Path(path)
 
 
-def plot_learning_curves(
-    curves: Mapping[str, Mapping[float, Sequence[Sequence[float]]]],
-    path: str | Path,
-    xlabel: str,
-    window: int = 1,
-) -> Path:
-    """One panel per curve name; one line per weight (mean over seeds, band = min-max).
-
-    Args:
-        curves: ``{panel title: {weight: [values of seed 1, values of seed 2, ...]}}``.
-        path: Where to write the PNG.
-        xlabel: Label of the x axis.
-        window: Moving-average window applied to each seed's curve.
-    """
-    plt = _pyplot()
-    n = len(curves)
-    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 3.4), dpi=110, squeeze=False)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for ax, (title, by_weight) in zip(axes[0], curves.items(), strict=True):
-        for i, w in enumerate(sorted(by_weight)):
-            runs = [smooth(r, window) for r in by_weight[w] if len(r)]
-            if not runs:
-                continue
-            length = min(len(r) for r in runs)
-            arr = np.stack([r[:length] for r in runs])
-            x = np.arange(1, length + 1)
-            c = colors[i % len(colors)]
-            ax.plot(
-                x, arr.mean(0), color=c, label=f"w = {w:g}", marker="o" if length < 30 else None
-            )
-            if len(runs) > 1:
-                ax.fill_between(x, arr.min(0), arr.max(0), color=c, alpha=0.18, linewidth=0)
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel(xlabel)
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
-
-
 _TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
 <style>
@@ -124,6 +68,7 @@ img { max-width: 100%; border: 1px solid #eee; margin: 0.5rem 0; }
 code { background: #f5f5f5; padding: 0 0.2rem; }
 </style></head><body>
 <h1>{{ title }}</h1>
+{% if intro %}<p>{{ intro }}</p>{% endif %}
 <p class="meta">{{ meta }}</p>
 <h2>What the weight did</h2>
 <ul class="summary">{% for line in summary %}<li>{{ line }}</li>{% endfor %}</ul>
@@ -146,16 +91,17 @@ def write_html(
     meta: str,
     summary: Sequence[str],
     sections: Sequence[Mapping[str, Any]],
+    intro: str = "",
 ) -> Path:
     """Write a self-contained HTML page (images are referenced by relative file name).
 
-    Each section is ``{"title": ..., "text": ..., "image": "file.png", "table": rows}`` with
-    ``rows[0]`` the header. Text is escaped.
+    ``intro`` is a paragraph under the title. Each section is ``{"title": ..., "text": ...,
+    "image": "file.png", "table": rows}`` with ``rows[0]`` the header. Text is escaped.
     """
     jinja2 = require("jinja2", extra="report", feature="auxlab reports")
     env = jinja2.Environment(autoescape=True)
     page = env.from_string(_TEMPLATE).render(
-        title=title, meta=meta, summary=list(summary), sections=list(sections)
+        title=title, intro=intro, meta=meta, summary=list(summary), sections=list(sections)
     )
     Path(path).write_text(page, encoding="utf-8")
     return Path(path)

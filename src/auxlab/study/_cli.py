@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_parser", "run", "run_worker"]
+__all__ = ["add_parser", "run", "run_worker", "write_outputs"]
 
 
 def _positive(text: str) -> int:
@@ -58,9 +58,30 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _quiet_optuna() -> None:
-    import optuna
+    from auxlab._optional import require
 
+    optuna = require("optuna", extra="study", feature="auxlab studies")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def write_outputs(study: Any, out: Path, report: bool = True) -> tuple[str, dict[str, Path]]:
+    """Write ``results.csv``, ``recommendation.txt`` and (``report``) ``report.html`` into ``out``.
+
+    Returns:
+        The recommendation's text (or why there is none) and ``{"results": path,
+        "recommendation": path, "report": path}`` (``report`` only if written).
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"results": study.to_csv(out / "results.csv")}
+    try:
+        text = str(study.recommend())
+    except ValueError as exc:  # no run completed: the table and the report show the errors
+        text = f"No recommendation: {exc}"
+    paths["recommendation"] = out / "recommendation.txt"
+    paths["recommendation"].write_text(text + "\n", encoding="utf-8")
+    if report:
+        paths["report"] = study.report(out)
+    return text, paths
 
 
 def run_worker(
@@ -108,18 +129,11 @@ def run(args: argparse.Namespace) -> int:
         study = Study(config=config, storage=args.storage, progress=not args.quiet)
         study.run(workers=args.workers)
         out = Path(args.out or f"study-{config.name}")
-        out.mkdir(parents=True, exist_ok=True)
-        csv_path = study.to_csv(out / "results.csv")
-        try:
-            rec = study.recommend()
-            text = str(rec)
-        except ValueError as exc:
-            text = f"No recommendation: {exc}"
-        (out / "recommendation.txt").write_text(text + "\n", encoding="utf-8")
+        text, paths = write_outputs(study, out, report=not args.no_report)
         print(text)
-        print(f"results: {csv_path}")
-        if not args.no_report:
-            print(f"report: {study.report(out)}")
+        print(f"results: {paths['results']}")
+        if "report" in paths:
+            print(f"report: {paths['report']}")
     except (ConfigError, StorageError, StudyError, MissingDependencyError) as exc:
         print(f"auxlab study: {exc}", file=sys.stderr)
         return 2

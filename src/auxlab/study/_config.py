@@ -60,6 +60,7 @@ _STUDY_KEYS: dict[str, str] = {
     "optimizer": "str",
     "lr": "float",
     "threads": "int",
+    "description": "str",
 }
 _PRUNING_KEYS = {
     "pruner": "str",
@@ -128,6 +129,7 @@ class StudyConfig:
         optimizer: Overrides the problem's optimizer name.
         lr: Overrides the problem's learning rate.
         threads: torch threads in each worker process (CLI workers only).
+        description: What is studied, in words, shown at the top of the report.
         builder_args: Keyword arguments of the builder.
         pruning: ``pruner`` (``"median"``, ``"percentile"``, ``"hyperband"``,
             ``"successive_halving"``, ``"none"``), ``startup_trials``, ``warmup_epochs``,
@@ -153,6 +155,7 @@ class StudyConfig:
     optimizer: str | None = None
     lr: float | None = None
     threads: int | None = None
+    description: str = ""
     builder_args: dict[str, Any] = field(default_factory=dict)
     pruning: dict[str, Any] = field(default_factory=lambda: {"pruner": "median"})
     base_dir: str | None = None

@@ -257,10 +257,20 @@ def recommend_from_rows(
     if share is not None and chosen.weight:
         reasons.append(
             "As a share of the main gradient, which stays valid if the auxiliary loss is "
-            "rescaled: RelativeWeights({"
-            + ", ".join(f"'{t}': {v:.3g}" for t, v in share.items())
-            + "}) (from the gradient norms measured at this weight)."
+            f"rescaled: {_relative_text(share)} (from the gradient norms measured at this "
+            "weight)."
         )
+    elif chosen is base:
+        nonzero = [g for g in done.values() if g.weight]
+        ref = max(nonzero, key=lambda g: sign * g.mean) if nonzero else None
+        ref_share = _relative_share(ref) if ref is not None else None
+        if ref is not None and ref_share is not None:
+            reasons.append(
+                f"Should you keep the auxiliary loss anyway: the best non-zero weight, "
+                f"{ref.label}, is {_relative_text(ref_share)} as a share of the main gradient "
+                "(from the gradient norms measured at that weight), which stays valid if the "
+                "auxiliary loss is rescaled."
+            )
     table = [
         {
             "setting": g.label,
@@ -272,6 +282,7 @@ def recommend_from_rows(
             "pruned": g.pruned,
             "failed": g.failed,
             **{c: g.measure(c) for c in _columns(g, ("ratio/", "cos/", "conflict/", "gap"))},
+            **({"test": g.measure("test")} if any("test" in r for r in g.rows) else {}),
         }
         for g in sorted(groups.values(), key=lambda g: (g.weight is None, g.weight or 0, g.label))
     ]
@@ -303,6 +314,10 @@ def _columns(g: Group, prefixes: tuple[str, ...]) -> list[str]:
             if k.startswith(prefixes) and k not in cols:
                 cols.append(k)
     return cols
+
+
+def _relative_text(share: Mapping[str, float]) -> str:
+    return "RelativeWeights({" + ", ".join(f"'{t}': {v:.3g}" for t, v in share.items()) + "})"
 
 
 def _aux_tasks(g: Group) -> list[str]:
@@ -392,6 +407,13 @@ def _measurement_reasons(
                 f"Train/validation gap of the main task ({metric}, at the best epoch): "
                 f"{g_sub:+.4f} at {subject.label} against {g_base:+.4f} at weight 0, "
                 f"{effect}."
+            )
+        t_sub, t_base = subject.measure("test"), base.measure("test")
+        if math.isfinite(t_sub) and math.isfinite(t_base) and subject is not base:
+            out.append(
+                f"On the held-out test split, which played no part in the choice: {metric} "
+                f"{t_sub:.4f} at {subject.label} against {t_base:.4f} at weight 0 (means over "
+                "seeds, at each run's best validation epoch)."
             )
     if chosen.weight is not None:
         ws = sorted((g.weight, g) for g in done.values() if g.weight is not None)

@@ -159,12 +159,15 @@ def write_report(study: Study, out: Path, level: float = 0.95) -> Path:
     # 1. Metric against weight, with the seed spread.
     per_weight: dict[float, list[float]] = {}
     gap_weight: dict[float, list[float]] = {}
+    test_weight: dict[float, list[float]] = {}
     for r in done:
         row = r["row"]
         if row["kind"] in ("fixed", "search") and math.isfinite(row["value"]):
             per_weight.setdefault(float(row["weight"]), []).append(row["value"])
             if isinstance(row.get("gap"), float) and math.isfinite(row["gap"]):
                 gap_weight.setdefault(float(row["weight"]), []).append(row["gap"])
+            if isinstance(row.get("test"), float) and math.isfinite(row["test"]):
+                test_weight.setdefault(float(row["weight"]), []).append(row["test"])
     if per_weight:
         _report.plot_metric_by_weight(
             per_weight,
@@ -177,6 +180,24 @@ def write_report(study: Study, out: Path, level: float = 0.95) -> Path:
                 "title": f"Validation {metric} against the auxiliary weight",
                 "text": "Each completed run at its best epoch. Weight 0 is no auxiliary loss.",
                 "image": "metric_by_weight.png",
+            }
+        )
+    if test_weight:
+        _report.plot_metric_by_weight(
+            test_weight,
+            f"test {metric} (main task)",
+            out / "test_by_weight.png",
+            "Main task, held-out test split: grey = one seed, blue = mean and range",
+        )
+        sections.append(
+            {
+                "title": f"Held-out test {metric} against the auxiliary weight",
+                "text": (
+                    "Each completed run with the weights of its best validation epoch, scored "
+                    "once on the test split. The test split is never used to choose: does the "
+                    "validation ranking hold on data the study did not look at?"
+                ),
+                "image": "test_by_weight.png",
             }
         )
     # 2. Learning curves per weight / setting.
@@ -294,6 +315,8 @@ def write_report(study: Study, out: Path, level: float = 0.95) -> Path:
             }
         )
     cols = ["trial", "state", "label", "seed", "value", "best_epoch", "epochs", "seconds", "error"]
+    if any("test" in r for r in rows):
+        cols.insert(cols.index("value") + 1, "test")
     sections.append(
         {
             "title": "Runs",
@@ -315,4 +338,5 @@ def write_report(study: Study, out: Path, level: float = 0.95) -> Path:
         meta,
         summary,
         sections,
+        intro=study.config.description,
     )

@@ -81,6 +81,9 @@ class Problem:
             gap (e.g. a fixed sample of the training set, not shuffled).
         optimizer: Optimizer name for :func:`~auxlab.fit`.
         lr: Its learning rate (``None``: the optimizer's default).
+        test: Held-out batches, evaluated once after training with the weights of the best
+            validation epoch. They are reported (``test`` and ``test_*`` columns), never used
+            to choose: the study optimises the validation metric.
     """
 
     model: nn.Module
@@ -91,6 +94,7 @@ class Problem:
     train_eval: Iterable[Any] | None = None
     optimizer: str = "adam"
     lr: float | None = None
+    test: Iterable[Any] | None = None
 
 
 def _as_problem(built: Any) -> Problem:
@@ -552,8 +556,9 @@ class Study:
         started = time.perf_counter()
         epochs: list[dict[str, Any]] = []
         diag_box: list[Any] = []
+        test: dict[str, float] = {}
         try:
-            value, best_epoch = self._train(trial, setting, seed, weight, epochs, diag_box)
+            value, best_epoch = self._train(trial, setting, seed, weight, epochs, diag_box, test)
         except optuna.TrialPruned:
             self._save(trial, epochs, diag_box, started, None)
             self._study.tell(trial, state=ts.PRUNED)
@@ -566,7 +571,7 @@ class Study:
             self._study.tell(trial, state=ts.FAIL)
             self._say(trial, setting, seed, weight, f"FAILED: {type(exc).__name__}: {exc}", epochs)
         else:
-            self._save(trial, epochs, diag_box, started, best_epoch)
+            self._save(trial, epochs, diag_box, started, best_epoch, test)
             self._study.tell(trial, value)
             self._say(trial, setting, seed, weight, f"{value:.4f}", epochs)
         finally:
@@ -604,9 +609,10 @@ class Study:
         weight: float | None,
         epochs: list[dict[str, Any]],
         diag_box: list[Any],
+        test: dict[str, float],
     ) -> tuple[float, int]:
         from auxlab.diagnostics import Diagnostics
-        from auxlab.train import fit
+        from auxlab.train import evaluate, fit
 
         optuna = self._optuna
         if self._builder is None:
@@ -658,11 +664,17 @@ class Study:
             val=problem.val,
             monitor=monitor,
             evaluate_train=problem.train_eval,
+            restore_best=True,
             progress=False,
             seed=seed,
             callbacks=[diag.on_epoch, report],
         )
         best = history.best_epoch if history.best_epoch is not None else len(history.epochs) - 1
+        if problem.test is not None:
+            # The model holds the best validation epoch's weights (restore_best).
+            scores = evaluate(problem.model, problem.test, objective, "test_")
+            test.update(scores)
+            test["test"] = scores["test_" + monitor[len("val_") :]]
         return float(history.epochs[best][monitor]), int(best)
 
     def _save(
@@ -672,8 +684,9 @@ class Study:
         diag_box: list[Any],
         started: float,
         best_epoch: int | None,
+        test: Mapping[str, float] | None = None,
     ) -> None:
-        summary: dict[str, float] = {}
+        summary: dict[str, float] = dict(test or {})
         flow: dict[str, float] = {}
         probes: list[dict[str, Any]] = []
         if diag_box:
@@ -729,7 +742,9 @@ class Study:
         ``error``, ``worker``, then measurements over the run: ``ratio/<aux>``,
         ``cos/<aux>``, ``conflict/<aux>``, ``share/<task>``, ``dmain/<aux>``,
         ``norm/<task>``, ``eff_weight/<task>``, ``gap`` (the main task's train/validation
-        gap at the best epoch) and ``gap_loss``.
+        gap at the best epoch) and ``gap_loss``; with a :attr:`Problem.test` split, ``test``
+        (the optimised metric on it, at the best validation epoch) and every ``test_*``
+        loss and metric.
         """
         ts = self._optuna.trial.TrialState
         rows = []
