@@ -235,6 +235,24 @@ def test_recommend_nothing_better_than_zero_and_minimize() -> None:
     )
 
 
+def test_recommend_does_not_read_a_gap_change_within_noise() -> None:
+    rows = _rows({0.0: [0.70, 0.71, 0.69], 0.1: [0.74, 0.75, 0.73]})
+    # Gaps: 0.20 ± 0.03 at weight 0, 0.19 ± 0.03 at 0.1; pooled sd 0.03 over 4 df.
+    for r, gap in zip(rows, [0.17, 0.20, 0.23, 0.16, 0.19, 0.22], strict=True):
+        r["gap"] = gap
+    rec = recommend_from_rows(rows, "auc", "maximize")
+    half = t_quantile(0.975, 4) * 0.03 * math.sqrt(2 / 3)
+    text = " ".join(rec.reasons)
+    assert "a change of -0.0100, within the noise between seeds" in text
+    assert f"±{half:.4f}" in text
+    assert "regulariser" not in text
+    # One seed per setting: no estimate of the noise, so no reading either way.
+    one = [r for r in rows if r["seed"] == 0]
+    text = " ".join(recommend_from_rows(one, "auc", "maximize").reasons)
+    assert "the noise between seeds is unknown" in text
+    assert "regulariser" not in text
+
+
 def test_recommend_reports_the_held_out_test_metric() -> None:
     rows = _rows({0.0: [0.70, 0.71], 0.3: [0.80, 0.81]})
     for r in rows:

@@ -11,12 +11,16 @@ Rule (on the tidy table of completed runs):
    auxiliary loss") beyond the noise: the confidence interval of the difference of means,
    ``d ± t·s·√(1/n_best + 1/n_0)``, lies entirely on the better side. Otherwise weight 0 is
    recommended, and the text says why.
+4. The reasons are measurements at the recommended setting (or, when weight 0 is
+   recommended, at the best other one). A change of the train/validation gap against weight 0
+   is read as regularisation only under the same rule: the interval of the difference, from
+   the gap's pooled seed noise, must exclude 0.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -252,7 +256,7 @@ def recommend_from_rows(
                     "Within the noise of the best: " + ", ".join(ties) + "; these runs cannot "
                     "tell them apart from it."
                 )
-    reasons += _measurement_reasons(chosen, best, base, done, metric, sign)
+    reasons += _measurement_reasons(chosen, best, base, done, metric, sign, level)
     share = _relative_share(chosen)
     if share is not None and chosen.weight:
         reasons.append(
@@ -316,6 +320,22 @@ def _columns(g: Group, prefixes: tuple[str, ...]) -> list[str]:
     return cols
 
 
+def _count(g: Group, column: str) -> int:
+    return sum(_finite(r.get(column)) for r in g.rows)
+
+
+def _pooled_sd(groups: Iterable[Group], column: str) -> tuple[float, int]:
+    """Pooled standard deviation of a measurement around its group means, and its df."""
+    ss, df = 0.0, 0
+    for g in groups:
+        vals = [float(r[column]) for r in g.rows if _finite(r.get(column))]
+        if len(vals) > 1:
+            m = sum(vals) / len(vals)
+            ss += sum((v - m) ** 2 for v in vals)
+            df += len(vals) - 1
+    return (math.sqrt(ss / df) if df else math.nan), df
+
+
 def _relative_text(share: Mapping[str, float]) -> str:
     return "RelativeWeights({" + ", ".join(f"'{t}': {v:.3g}" for t, v in share.items()) + "})"
 
@@ -334,7 +354,7 @@ def _relative_share(g: Group) -> dict[str, float] | None:
         vals = []
         for r in g.rows:
             nm, na = r.get("norm/main"), r.get(f"norm/{aux}")
-            if nm is not None and na is not None and _finite(nm) and _finite(na) and nm > 0:
+            if _finite(nm) and _finite(na) and float(nm) > 0:
                 vals.append(relative_share(g.weight, float(nm), float(na)))
         if vals:
             out[aux] = sum(vals) / len(vals)
@@ -348,6 +368,7 @@ def _measurement_reasons(
     done: Mapping[str, Group],
     metric: str,
     sign: float,
+    level: float,
 ) -> list[str]:
     out: list[str] = []
     # What the auxiliary gradient did, measured at the setting of interest: the recommended
@@ -398,11 +419,28 @@ def _measurement_reasons(
         g_sub, g_base = subject.measure("gap"), base.measure("gap")
         if math.isfinite(g_sub) and math.isfinite(g_base) and subject is not base:
             change = g_sub - g_base
-            effect = (
-                "smaller: the auxiliary loss acted as a regulariser"
-                if change < 0
-                else "larger: no regularising effect"
-            )
+            # The same rule as for the metric: the interval of the difference, from the
+            # seed noise of the gap pooled over settings, must exclude 0.
+            sd, df = _pooled_sd(done.values(), "gap")
+            half = math.nan
+            if df > 0:
+                n_sub, n_base = _count(subject, "gap"), _count(base, "gap")
+                half = t_quantile(0.5 + level / 2, df) * sd * math.sqrt(1 / n_sub + 1 / n_base)
+            if not math.isfinite(half):
+                effect = (
+                    f"a change of {change:+.4f}; with one seed per setting the noise between "
+                    "seeds is unknown, so no regularising effect can be read from it"
+                )
+            elif abs(change) <= half:
+                effect = (
+                    f"a change of {change:+.4f}, within the noise between seeds (the "
+                    f"{level:.0%} interval of the difference is ±{half:.4f}): no regularising "
+                    "effect can be read from these runs"
+                )
+            elif change < 0:
+                effect = "smaller: the auxiliary loss acted as a regulariser"
+            else:
+                effect = "larger: no regularising effect"
             out.append(
                 f"Train/validation gap of the main task ({metric}, at the best epoch): "
                 f"{g_sub:+.4f} at {subject.label} against {g_base:+.4f} at weight 0, "
