@@ -151,6 +151,16 @@ class Recommendation:
         return "\n".join([head, *(f"- {r}" for r in self.reasons)])
 
 
+# How the share is computed, in the recommendation's words. RelativeWeights divides moving
+# averages of the norms, so the share is a ratio of mean norms; the "×" gradient ratio in the
+# reasons is a mean of per-step ratios, larger when the main gradient's norm varies.
+def _share_how(which: str) -> str:
+    return (
+        f"w·mean‖g_aux‖/mean‖g_main‖ over the probed steps at {which} weight: the ratio of "
+        "mean norms that RelativeWeights tracks, not the mean per-step ratio"
+    )
+
+
 def _fmt(x: float, digits: int = 4) -> str:
     return "n/a" if not math.isfinite(x) else f"{x:.{digits}f}"
 
@@ -261,8 +271,7 @@ def recommend_from_rows(
     if share is not None and chosen.weight:
         reasons.append(
             "As a share of the main gradient, which stays valid if the auxiliary loss is "
-            f"rescaled: {_relative_text(share)} (from the gradient norms measured at this "
-            "weight)."
+            f"rescaled: {_relative_text(share)} ({_share_how('this')})."
         )
     elif chosen is base:
         nonzero = [g for g in done.values() if g.weight]
@@ -272,8 +281,8 @@ def recommend_from_rows(
             reasons.append(
                 f"Should you keep the auxiliary loss anyway: the best non-zero weight, "
                 f"{ref.label}, is {_relative_text(ref_share)} as a share of the main gradient "
-                "(from the gradient norms measured at that weight), which stays valid if the "
-                "auxiliary loss is rescaled."
+                f"({_share_how('that')}), which stays valid if the auxiliary loss is "
+                "rescaled."
             )
     table = [
         {
