@@ -87,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--json", type=Path, help="write the flat records here")
     p.add_argument("--plot", type=Path, help="save the learning curves here (PNG)")
+    p.add_argument("--runs", type=Path, help="save every run's full record (curves) here")
     p.add_argument("--quick", action="store_true", help="tiny budgets, 2 seeds (~1-2 min)")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
@@ -192,6 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(records, indent=1))
+    if args.runs:
+        args.runs.parent.mkdir(parents=True, exist_ok=True)
+        full = [{"setting": r["label"], **r["run"].to_dict()} for r in results]
+        args.runs.write_text(json.dumps(full))
     if args.plot:
         plot_curves([r["run"] for r in results], args.plot)
         plot_curves([r["run"] for r in results], args.plot.with_suffix(".success.png"), "success")

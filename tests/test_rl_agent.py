@@ -285,3 +285,14 @@ def test_training_leaves_the_global_rng_alone() -> None:
     torch.manual_seed(123)
     train(CHAIN_ID, _tiny(aux="temporal-order"), seed=0)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_summary_reports_the_auxiliary_task() -> None:
+    s = train(CHAIN_ID, _tiny(aux="temporal-order", strategy="gated", weight=0.5), seed=1).summary()
+    assert 0.0 <= s["aux_accuracy"] <= 1.0
+    assert s["aux_loss"] > 0
+    assert -1.0 <= s["cosine"] <= 1.0
+    assert 0.0 <= s["gate_open"] <= 1.0
+    plain = train(CHAIN_ID, _tiny(), seed=1).summary()
+    assert "aux_accuracy" not in plain
+    assert "gate_open" not in plain

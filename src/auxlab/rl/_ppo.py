@@ -202,7 +202,29 @@ class RLRun:
             "auc_success": self.auc("success"),
             "seconds": self.seconds,
             "steps_per_second": self.config.total_steps / self.seconds if self.seconds else 0.0,
+            **self._aux_summary(),
         }
+
+    def _aux_summary(self) -> dict[str, float]:
+        """The auxiliary task's own numbers, when there is one.
+
+        The classifier's accuracy and loss over the last 10 % of rollouts, the mean cosine
+        between the PPO and auxiliary gradients on the shared block and the fraction of
+        rollouts whose gate was open (the last two for gradient-based strategies only).
+        """
+        out: dict[str, float] = {}
+        if not self.curve or "aux_loss" not in self.curve[-1]:
+            return out
+        tail = self.curve[-max(1, len(self.curve) // 10) :]
+        out["aux_accuracy"] = float(np.nanmean([r.get("aux_accuracy", np.nan) for r in tail]))
+        out["aux_loss"] = float(np.mean([r["aux_loss"] for r in tail]))
+        cos = [r["cosine"] for r in self.curve if "cosine" in r]
+        if cos:
+            out["cosine"] = float(np.mean(cos))
+        gate = [r["shared_weight"] > 0 for r in self.curve if "shared_weight" in r]
+        if gate:
+            out["gate_open"] = float(np.mean(gate))
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {
