@@ -64,10 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("strategies", help="list the registered weighting strategies")
 
     from auxlab.online._cli import add_parser as add_online_parser
+    from auxlab.rl._cli import add_parser as add_rl_parser
     from auxlab.study._cli import add_parser as add_study_parser
 
     add_study_parser(sub)
     add_online_parser(sub)
+    add_rl_parser(sub)
     return parser
 
 
@@ -112,6 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from auxlab.online._cli import run as run_online
 
         return run_online(args)
+    if args.command == "rl":
+        from auxlab.rl._cli import run as run_rl
+
+        return run_rl(args)
     if args.command == "study":
         from auxlab.study._cli import run as run_study
 
