@@ -363,7 +363,7 @@ def _relative_share(g: Group) -> dict[str, float] | None:
         vals = []
         for r in g.rows:
             nm, na = r.get("norm/main"), r.get(f"norm/{aux}")
-            if _finite(nm) and _finite(na) and float(nm) > 0:
+            if nm is not None and na is not None and _finite(nm) and _finite(na) and float(nm) > 0:
                 vals.append(relative_share(g.weight, float(nm), float(na)))
         if vals:
             out[aux] = sum(vals) / len(vals)
