@@ -187,7 +187,7 @@ def write_report(study: Study, out: Path, level: float = 0.95) -> Path:
             test_weight,
             f"test {metric} (main task)",
             out / "test_by_weight.png",
-            "Main task, held-out test split: grey = one seed, blue = mean and range",
+            "Held-out test split: grey = one seed, blue = mean and range",
         )
         sections.append(
             {
