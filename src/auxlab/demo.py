@@ -153,8 +153,9 @@ class DemoConfig:
         """The :class:`~auxlab.study.StudyConfig` of this demo.
 
         Raises:
-            ConfigError: For a bad value (negative or repeated weights, no seeds, ...), naming
-                it.
+            ConfigError: For a metric or batch size the demo cannot use, or seeds, epochs or
+                ``every`` out of range, naming it (weights are checked when the Study is
+                built: negative or repeated ones are a ConfigError too).
         """
         from auxlab.study import ConfigError, StudyConfig
 
