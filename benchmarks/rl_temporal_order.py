@@ -90,6 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--runs", type=Path, help="save every run's full record (curves) here")
     p.add_argument("--quick", action="store_true", help="tiny budgets, 2 seeds (~1-2 min)")
     p.add_argument("--seeds", type=int, default=5)
+    p.add_argument(
+        "--seed-offset", type=int, default=0, help="first seed (fresh seeds for a confirmation)"
+    )
     p.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     p.add_argument("--envs", nargs="+", choices=sorted(ENVS), help="a subset of environments")
     p.add_argument("--steps", type=int, help="environment steps per run (all environments)")
@@ -109,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.steps:
             steps = args.steps
         for label in settings:
-            for seed in range(seeds):
+            for seed in range(args.seed_offset, args.seed_offset + seeds):
                 jobs.append((env_id, steps, overrides, label, seed))
     print(f"{len(jobs)} runs on {args.jobs} process(es): {envs} x {settings} x {seeds} seeds")
     started = time.perf_counter()
