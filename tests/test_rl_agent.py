@@ -296,3 +296,11 @@ def test_summary_reports_the_auxiliary_task() -> None:
     plain = train(CHAIN_ID, _tiny(), seed=1).summary()
     assert "aux_accuracy" not in plain
     assert "gate_open" not in plain
+
+
+def test_default_step_budgets() -> None:
+    from auxlab.rl._cli import default_steps
+
+    assert default_steps("MiniGrid-MemoryS7-v0") == 400_000
+    assert default_steps("popgym-RepeatPreviousEasy-v0") == 150_000
+    assert default_steps("CartPole-v1") == 100_000

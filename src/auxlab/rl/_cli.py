@@ -47,7 +47,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="fixed, gated (gradient-cosine), relative, or a registered strategy (default fixed)",
     )
     p.add_argument("--seeds", type=_positive, default=1, help="number of seeds 0..n-1 (default 1)")
-    p.add_argument("--steps", type=_positive, help="environment steps per run")
+    p.add_argument(
+        "--steps",
+        type=_positive,
+        help=(
+            "environment steps per run (default: 400000 for MiniGrid Memory, where the agent "
+            "leaves the 50 %% plateau at 250k-400k steps; 150000 for POPGym; 100000 otherwise)"
+        ),
+    )
     p.add_argument(
         "--set",
         action="append",
@@ -82,6 +89,15 @@ def _nonneg(text: str) -> float:
     if not (v >= 0 and v != float("inf")):
         raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
     return v
+
+
+def default_steps(env_id: str) -> int:
+    """The step budget ``auxlab rl`` uses when ``--steps`` is not given (see docs/rl.md)."""
+    if env_id.startswith("MiniGrid-Memory"):
+        return 400_000
+    if env_id.startswith("popgym-"):
+        return 150_000
+    return 100_000
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -143,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
         values.update(update_epochs=2)
     if args.steps:
         values["total_steps"] = args.steps
+    elif not args.quick:
+        values["total_steps"] = default_steps(args.env)
     values.update(overrides)
     try:
         config = PPOConfig(**values)
