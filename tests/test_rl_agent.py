@@ -235,7 +235,7 @@ def test_cli_quick_smoke(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> N
     )  # fmt: skip
     assert rc == 0
     text = capsys.readouterr().out
-    assert "temporal-order gated 0.1" in text
+    assert "temporal-order gated 1" in text
     assert "final_return" in text
     records = json.loads((tmp_path / "r.json").read_text())
     assert [r["seed"] for r in records] == [0, 1]

@@ -40,7 +40,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         choices=("none", "temporal-order", "temporal-distance"),
         help="the auxiliary task (default %(default)s)",
     )
-    p.add_argument("--weight", type=_nonneg, default=0.1, help="auxiliary weight (default 0.1)")
+    p.add_argument(
+        "--weight",
+        type=_nonneg,
+        default=1.0,
+        help="auxiliary weight (default 1; in the benchmark of docs/rl.md 0.1 did nothing)",
+    )
     p.add_argument(
         "--strategy",
         default="fixed",
