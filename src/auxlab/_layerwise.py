@@ -116,6 +116,8 @@ class LayerwiseGramian:
         self.timings: dict[str, list[float]] = {"loop": [], "batched": []}
         self._batched_ok = True
         self._n = 0
+        #: True when the last compute() declined because a task's Gramian row is zero.
+        self.zero_row = False
         # What the last successful compute() left for apply().
         self._groups: list[tuple[torch.Tensor | None, torch.Tensor | None, Any, Any]] = []
 
@@ -199,6 +201,7 @@ class LayerwiseGramian:
     ) -> torch.Tensor | None:
         """The ``(T, T)`` Gramian on ``params``, or ``None`` when this step is not covered."""
         self._groups = []
+        self.zero_row = False
         records = self._records
         if self._overflow or not records:
             return None
@@ -231,20 +234,21 @@ class LayerwiseGramian:
                 entry[2].append(d2)
             if b is not None and id(b) in shared:
                 bias_groups.setdefault(id(b), (b, []))[1].append(d2)
-        for w, xs, ds in weight_groups.values():
-            x = xs[0] if len(xs) == 1 else torch.cat(xs)
-            d = ds[0] if len(ds) == 1 else torch.cat(ds)
-            gram += _weight_gram(x.to(dtype), d.to(dtype))
-            self._groups.append((w, None, x, d))
-        for b, ds in bias_groups.values():
-            d = ds[0] if len(ds) == 1 else torch.cat(ds)
-            s = d.to(dtype).sum(0)  # (T, out)
+        for weight, xs, ds in weight_groups.values():
+            x = (xs[0] if len(xs) == 1 else torch.cat(xs)).to(dtype)
+            d = (ds[0] if len(ds) == 1 else torch.cat(ds)).to(dtype)
+            gram += _weight_gram(x, d)
+            self._groups.append((weight, None, x, d))
+        for bias, ds in bias_groups.values():
+            d = (ds[0] if len(ds) == 1 else torch.cat(ds)).to(dtype)
+            s = d.sum(0)  # (T, out)
             gram += s @ s.T
-            self._groups.append((None, b, None, d))
+            self._groups.append((None, bias, None, d))
         if not bool((gram.diagonal() > 0).all()):
             # A task whose gradient is zero on the shared block: let the exact per-task
             # gradients decide (they name a task that reaches no shared parameter).
             self._groups = []
+            self.zero_row = True
             return None
         return gram
 
@@ -326,8 +330,7 @@ class LayerwiseGramian:
         out = []
         for w, b, x, d in self._groups:
             c = coef.to(dtype=d.dtype, device=d.device)
-            combo = torch.matmul(c, d) if d.dim() == 2 else torch.einsum("t,...to->...o", c, d)
-            combo = combo.reshape(-1, combo.shape[-1])  # (N, out)
+            combo = torch.matmul(c, d)  # (N, out): Σ_t c_t D_t
             if w is not None:
                 out.append((w, combo.T @ x))
             else:

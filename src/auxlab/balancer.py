@@ -41,8 +41,12 @@ __all__ = ["Balancer", "GradMode", "StepRecord"]
 #: How the Balancer computes per-task gradient signals (see ``Balancer(grad_mode=...)``).
 GradMode = Literal["auto", "loop", "batched", "layerwise"]
 
+#: The layer-wise Gramian differentiates with respect to graph edges (``GradientEdge``
+#: inputs to ``torch.autograd.grad``), which PyTorch accepts from 2.4 on.
+_LAYERWISE_TORCH = torch.torch_version.TorchVersion(torch.__version__) >= "2.4"
+
 #: Timed refresh steps per way (layer-wise Gramian, per-task gradients) before choosing.
-_MEASURED_STEPS = 4
+_MEASURED_STEPS = 3
 
 
 @dataclass
@@ -172,8 +176,7 @@ class Balancer:
         self._last: Any = None
         if grad_mode not in ("auto", "loop", "batched", "layerwise"):
             raise ValueError(
-                "grad_mode must be 'auto', 'loop', 'batched' or 'layerwise', "
-                f"got {grad_mode!r}"
+                f"grad_mode must be 'auto', 'loop', 'batched' or 'layerwise', got {grad_mode!r}"
             )
         self.grad_mode = grad_mode
         engine_mode: Mode = "auto" if grad_mode == "layerwise" else grad_mode
@@ -189,6 +192,7 @@ class Balancer:
             and Need.GRAMIAN in needs
             and Need.GRADS not in needs
             and isinstance(shared, nn.Module)
+            and _LAYERWISE_TORCH
         ):
             layerwise = LayerwiseGramian(shared, self.shared)
             if layerwise.modules:
@@ -243,8 +247,11 @@ class Balancer:
 
     @property
     def gramian_way(self) -> str | None:
-        """How the Gramian is computed: ``"layerwise"``, ``"jacobian"`` (from the per-task
-        gradients), or ``None`` while ``grad_mode="auto"`` is still timing both."""
+        """How the Gramian is computed at refresh steps.
+
+        ``"layerwise"``, ``"jacobian"`` (from the per-task gradients), or ``None`` while
+        ``grad_mode="auto"`` is still timing both.
+        """
         return self._way
 
     def _next_way(self) -> str:
@@ -329,7 +336,8 @@ class Balancer:
                 if way == "layerwise" and self._layerwise is not None:
                     gram = self._layerwise.compute(ordered, self.shared)
                     if gram is None:
-                        self._layerwise_missed()
+                        if not self._layerwise.zero_row:
+                            self._layerwise_missed()
                         way = "missed"
                     else:
                         layerwise = self._layerwise
