@@ -12,7 +12,7 @@ from torch import nn
 from auxlab import Balancer
 from auxlab._layerwise import MAX_CALLS, LayerwiseGramian
 from auxlab.signals import per_task_grads
-from auxlab.weighting import GradientCosine, create
+from auxlab.weighting import FixedWeights, GradientCosine, RelativeWeights, create, gated
 
 TASKS = ("main", "aux1", "aux2")
 
@@ -48,7 +48,7 @@ class Sequence3d(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(6, 8), nn.GELU(), nn.Linear(8, 8, bias=False))
+        self.net = nn.Sequential(nn.Linear(6, 32), nn.GELU(), nn.Linear(32, 8, bias=False))
 
     def forward(self, x):
         return self.net(x.unsqueeze(1).expand(-1, 3, -1) * torch.arange(1.0, 4.0)[:, None]).mean(1)
@@ -215,18 +215,42 @@ def run(net, strategy, mode, steps=3, every=1):
     return balancer, {n: p.grad for n, p in net.named_parameters()}, records
 
 
-STRATEGIES = ["upgrad", "mgda", "pcgrad", "cagrad", "imtl", "gradnorm", "gradient-cosine"]
+STRATEGIES = [
+    "upgrad",
+    "mgda",
+    "pcgrad",
+    "cagrad",
+    "imtl",
+    "nash-mtl",
+    "aligned-mtl",
+    "gradvac",
+    "gradnorm",
+    "gradient-cosine",
+    "metabalance",
+    "main-pcgrad",
+    "ol-aux",
+    "relative",
+    "gated",
+]
+
+
+def strategy(name):
+    if name == "relative":
+        return RelativeWeights({"aux1": 0.2, "aux2": 0.5})
+    if name == "gated":
+        return gated(FixedWeights({"aux1": 0.3, "aux2": 0.6}))
+    return create(name)
 
 
 @pytest.mark.parametrize("kind", SUPPORTED + UNSUPPORTED)
 @pytest.mark.parametrize("name", STRATEGIES)
 def test_the_balancer_applies_the_same_update(kind, name):
     ref_net, lw_net = Net(kind), Net(kind)
-    _, ref, ref_records = run(ref_net, create(name), "loop")
+    _, ref, ref_records = run(ref_net, strategy(name), "loop")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        balancer, got, records = run(lw_net, create(name), "layerwise")
-    missed = [w for w in caught if "layer-wise Gramian does not cover" in str(w.message)]
+        balancer, got, records = run(lw_net, strategy(name), "layerwise")
+    missed = [w for w in caught if "layer-wise Gramian cannot be used" in str(w.message)]
     assert bool(missed) == (kind in UNSUPPORTED)
     assert balancer.gramian_way == "layerwise"
     for n in ref:
@@ -308,7 +332,7 @@ def test_records_are_cleared_and_bounded():
         net(x)
     assert not balancer._layerwise._records
     assert balancer._layerwise._overflow
-    with pytest.warns(RuntimeWarning, match="layer-wise Gramian does not cover"):
+    with pytest.warns(RuntimeWarning, match="layer-wise Gramian cannot be used"):
         balancer.backward(losses_of(net))
     balancer.backward(losses_of(net))  # cleared: layer-wise again
     assert balancer._layerwise_misses == 1
@@ -355,3 +379,12 @@ def test_a_forward_whose_outputs_no_loss_uses_changes_nothing():
     assert balancer._layerwise_misses == 0
     for n, p in lw_net.named_parameters():
         torch.testing.assert_close(p.grad, ref[n], rtol=1e-9, atol=1e-12, msg=n)
+
+
+def test_outputs_far_larger_than_the_parameters_use_the_per_task_gradients():
+    net = Net("mlp")
+    params = shared_params(net)
+    lw = LayerwiseGramian(net.trunk, params)
+    losses = list(losses_of(net, batch=200).values())
+    assert lw.compute(losses, params) is None
+    assert "larger than their parameters" in lw.reason

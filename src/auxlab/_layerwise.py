@@ -118,6 +118,8 @@ class LayerwiseGramian:
         self._n = 0
         #: True when the last compute() declined because a task's Gramian row is zero.
         self.zero_row = False
+        #: Why the last compute() declined ("" if it did not).
+        self.reason = ""
         # What the last successful compute() left for apply().
         self._groups: list[tuple[torch.Tensor | None, torch.Tensor | None, Any, Any]] = []
 
@@ -202,14 +204,27 @@ class LayerwiseGramian:
         """The ``(T, T)`` Gramian on ``params``, or ``None`` when this step is not covered."""
         self._groups = []
         self.zero_row = False
+        self.reason = ""
         records = self._records
         if self._overflow or not records:
+            self.reason = "no recorded forward of the shared nn.Linear layers"
             return None
         covered = self._covered_uses(records)
         if covered is None:
+            self.reason = "a recorded layer's graph could not be read"
             return None
         shared = {id(p) for p in params}
         if not _shared_uses(losses, shared) <= covered:
+            self.reason = (
+                "a shared parameter is used outside the shared nn.Linear layers (only "
+                "nn.Linear itself is supported)"
+            )
+            return None
+        # The output gradients take T·N·out values per call; well past the size of the
+        # per-task gradients (T·d) the layer-wise way costs more memory than it replaces
+        # (and more time: the per-task weight gradients are cheaper than such large kernels).
+        if _too_big(records, params):
+            self.reason = "the layers' outputs are larger than their parameters"
             return None
         edges = [r.edge for r in records]
         d_list = self._output_grads(losses, edges)
@@ -363,6 +378,19 @@ def _shared_uses(losses: Sequence[torch.Tensor], shared: set[int]) -> set[tuple[
             elif id(var) in shared:
                 uses.add((node, id(var)))
     return uses
+
+
+#: How many times the shared parameters' size the recorded outputs may have.
+_MAX_OUTPUT_RATIO = 4
+
+
+def _too_big(records: Sequence[_Record], params: Sequence[torch.Tensor]) -> bool:
+    """True if the recorded outputs are far larger than the shared parameters."""
+    outputs = 0
+    for r in records:
+        out: int = getattr(r.module, "out_features", 0)
+        outputs += (r.x.numel() // max(r.x.shape[-1], 1)) * out
+    return outputs > _MAX_OUTPUT_RATIO * sum(p.numel() for p in params)
 
 
 def _weight_gram(x: torch.Tensor, d: torch.Tensor) -> torch.Tensor:

@@ -267,10 +267,10 @@ class Balancer:
         self._layerwise_misses += 1
         if self.grad_mode == "layerwise":
             if self._layerwise_misses == 1:
+                reason = self._layerwise.reason if self._layerwise is not None else ""
                 warnings.warn(
-                    "the layer-wise Gramian does not cover every use of the shared parameters "
-                    "at this step (only nn.Linear layers of the shared module are supported); "
-                    "using the per-task gradients (same result)",
+                    f"the layer-wise Gramian cannot be used at this step ({reason}); using "
+                    "the per-task gradients (same result)",
                     RuntimeWarning,
                     stacklevel=4,
                 )
