@@ -45,8 +45,9 @@ GradMode = Literal["auto", "loop", "batched", "layerwise"]
 #: inputs to ``torch.autograd.grad``), which PyTorch accepts from 2.4 on.
 _LAYERWISE_TORCH = torch.torch_version.TorchVersion(torch.__version__) >= "2.4"
 
-#: Timed refresh steps per way (layer-wise Gramian, per-task gradients) before choosing.
-_MEASURED_STEPS = 3
+#: Timed refresh steps per way (layer-wise Gramian, per-task gradients), after warm-up and
+#: with the inner way (loop or batched) each engine chose, before keeping the faster way.
+_MEASURED_STEPS = 2
 
 
 @dataclass
@@ -185,8 +186,10 @@ class Balancer:
         # The layer-wise Gramian: for Gramian-only strategies on a shared module.
         self._layerwise: LayerwiseGramian | None = None
         self._way: str | None = "jacobian"
-        self._way_times: dict[str, list[float]] = {"layerwise": [], "jacobian": []}
+        # Seconds of the measured refresh steps, with the inner way (loop or batched) used.
+        self._way_times: dict[str, list[tuple[str, float]]] = {"layerwise": [], "jacobian": []}
         self._layerwise_misses = 0
+        self._measured = 0
         if (
             grad_mode in ("auto", "layerwise")
             and Need.GRAMIAN in needs
@@ -259,8 +262,8 @@ class Balancer:
             return "jacobian"
         if self._way is not None:
             return self._way
-        done = len(self._way_times["layerwise"]) + len(self._way_times["jacobian"])
-        return ("layerwise", "jacobian")[done % 2]
+        self._measured += 1
+        return ("jacobian", "layerwise")[self._measured % 2]  # layer-wise first
 
     def _layerwise_missed(self) -> None:
         """The layer-wise Gramian could not be used at this step (the fallback is exact)."""
@@ -279,21 +282,43 @@ class Balancer:
             self._layerwise = None
             self._way = "jacobian"
 
-    def _timed(self, way: str, start: float) -> None:
+    def _inner_timings(self, way: str) -> dict[str, list[float]]:
+        """The per-call timings of the engine behind ``way`` (which inner way ran)."""
+        if way == "layerwise" and self._layerwise is not None:
+            return self._layerwise.timings
+        return self._engine.timings
+
+    def _timed(self, way: str, start: float, before: dict[str, int]) -> None:
+        """Record a measured step; once both ways are known, keep the faster."""
         if self._way is not None or self._layerwise is None:
             return
         if self.shared[0].is_cuda:
             torch.cuda.synchronize(self.shared[0].device)
-        self._way_times[way].append(time.perf_counter() - start)
-        lw, jac = self._way_times["layerwise"], self._way_times["jacobian"]
-        if len(lw) >= _MEASURED_STEPS and len(jac) >= _MEASURED_STEPS:
-            # The first measurement of each includes warm-up.
-            if min(lw[1:]) < min(jac[1:]):
-                self._way = "layerwise"
-            else:
-                self._way = "jacobian"
-                self._layerwise.close()
-                self._layerwise = None
+        seconds = time.perf_counter() - start
+        timings = self._inner_timings(way)
+        # Which inner way (loop or batched) this step used; its first call includes warm-up.
+        inner = next((k for k, v in timings.items() if len(v) > before.get(k, 0)), "")
+        if inner and before.get(inner, 0) > 0:
+            self._way_times[way].append((inner, seconds))
+        chosen = {
+            "layerwise": self._layerwise.chosen,
+            "jacobian": self._engine.chosen,
+        }
+        if chosen["layerwise"] is None or chosen["jacobian"] is None:
+            return
+        # Compare the steps each way took with the inner way its engine settled on.
+        best = {}
+        for w, got in self._way_times.items():
+            times = [t for i, t in got if i == chosen[w]]
+            if len(times) < _MEASURED_STEPS:
+                return
+            best[w] = min(times)
+        if best["layerwise"] < best["jacobian"]:
+            self._way = "layerwise"
+        else:
+            self._way = "jacobian"
+            self._layerwise.close()
+            self._layerwise = None
 
     def _backward(
         self,
@@ -329,10 +354,12 @@ class Balancer:
         grads = gram = rep = None
         layerwise = None  # the LayerwiseGramian, when it computed this step's Gramian
         way, start = "", 0.0  # the way timed at this step, if any
+        counts: dict[str, int] = {}
         if refresh:
             ordered = [losses[t] for t in self.tasks]
             if needs & {Need.GRADS, Need.GRAMIAN}:
                 way, start = self._next_way(), time.perf_counter()
+                counts = {k: len(v) for k, v in self._inner_timings(way).items()}
                 if way == "layerwise" and self._layerwise is not None:
                     gram = self._layerwise.compute(ordered, self.shared)
                     if gram is None:
@@ -452,7 +479,7 @@ class Balancer:
             total_value += float(decision.extra_loss.detach())
         record = StepRecord(self.step, floats, weights, total_value)
         if way in ("layerwise", "jacobian"):
-            self._timed(way, start)
+            self._timed(way, start, counts)
         if coef is not None:
             record.shared_weights = {t: float(coef[t]) for t in self.tasks}
         if grads is not None or gram is not None:
