@@ -280,10 +280,10 @@ def test_existing_gradients_are_accumulated_onto():
 
 def test_auto_measures_both_ways_then_keeps_one_with_the_same_result():
     ref_net, lw_net = Net("wide"), Net("wide")
-    _, ref, _ = run(ref_net, create("upgrad"), "loop", steps=14)
-    balancer, got, _ = run(lw_net, create("upgrad"), "auto", steps=14)
+    _, ref, _ = run(ref_net, create("upgrad"), "loop", steps=16)
+    balancer, got, _ = run(lw_net, create("upgrad"), "auto", steps=16)
     assert balancer.gramian_way in ("layerwise", "jacobian")
-    assert len(balancer._way_times["layerwise"]) >= 2
+    assert len(balancer._way_times["layerwise"]) >= 3
     assert (balancer._layerwise is not None) == (balancer.gramian_way == "layerwise")
     for n in ref:
         torch.testing.assert_close(got[n], ref[n], rtol=1e-9, atol=1e-12, msg=n)

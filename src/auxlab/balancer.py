@@ -47,7 +47,7 @@ _LAYERWISE_TORCH = torch.torch_version.TorchVersion(torch.__version__) >= "2.4"
 
 #: Timed refresh steps per way (layer-wise Gramian, per-task gradients), after warm-up and
 #: with the inner way (loop or batched) each engine chose, before keeping the faster way.
-_MEASURED_STEPS = 2
+_MEASURED_STEPS = 3
 
 
 @dataclass
