@@ -19,7 +19,9 @@ Reproduce::
 
 Records: one per (implementation, strategy, model, tasks) with ``seconds`` (median step),
 ``ratio`` (to the plain step of the same rounds), ``peak_memory_mb`` (CUDA only; ``null`` on
-CPU, where PyTorch does not track allocations), ``steps``, ``device``, ``threads``.
+CPU, where PyTorch does not track allocations), ``steps``, ``device``, ``threads``; auxlab's
+gradient-based rows add ``gramian_way`` (``"layerwise"`` or ``"jacobian"``: how the Balancer
+chose to compute the Gramian) and ``grad_way`` (loop or batched per-task gradients).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from auxlab.models import HeadlineModel
 from auxlab.weighting import (
     FixedWeights,
     GradientCosine,
+    Need,
     RelativeWeights,
     chain,
     create,
@@ -214,6 +217,7 @@ def auxlab_step(name: str, net: nn.Module, x: Any, y: Any, loss: Any) -> Any:
         balancer.backward(losses, representation=z)
         opt.step()
 
+    step.balancer = balancer  # type: ignore[attr-defined]
     return step
 
 
@@ -403,6 +407,11 @@ def bench_setting(
             "peak_memory_mb": peak.get(key),
             "error": failed.get(key, ""),
         }
+        balancer = getattr(impls[key], "balancer", None)
+        if balancer is not None and balancer.strategy.needs & {Need.GRADS, Need.GRAMIAN}:
+            # How the Balancer computed the Gramian / gradients after its timing steps.
+            rec["gramian_way"] = balancer.gramian_way
+            rec["grad_way"] = balancer._engine.chosen
         records.append(rec)
     for s in skipped:
         print(f"  skipped {s}", file=sys.stderr)
@@ -422,7 +431,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", help="comma-separated: mlp2,mlp10,headline[,resnet2,resnet10]")
     p.add_argument("--no-peers", action="store_true", help="skip LibMTL and TorchJD")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, help="torch.set_num_threads (default: as is)")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     rounds = args.rounds or (8 if args.quick else 30)
     if args.strategies:

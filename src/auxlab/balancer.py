@@ -12,6 +12,8 @@ Use it in your own loop in place of ``loss.backward()``::
 from __future__ import annotations
 
 import math
+import time
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -20,6 +22,7 @@ import torch
 from torch import nn
 
 from auxlab._errors import NonFiniteLossError, TaskMismatchError
+from auxlab._layerwise import LayerwiseGramian
 from auxlab.objective import check_same_tasks
 from auxlab.signals import GradientEngine, Mode, gramian, graph_leaves, representation_grads
 from auxlab.weighting import (
@@ -33,7 +36,18 @@ from auxlab.weighting import (
 )
 from auxlab.weighting._base import check_weight
 
-__all__ = ["Balancer", "StepRecord"]
+__all__ = ["Balancer", "GradMode", "StepRecord"]
+
+#: How the Balancer computes per-task gradient signals (see ``Balancer(grad_mode=...)``).
+GradMode = Literal["auto", "loop", "batched", "layerwise"]
+
+#: The layer-wise Gramian differentiates with respect to graph edges (``GradientEdge``
+#: inputs to ``torch.autograd.grad``), which PyTorch accepts from 2.4 on.
+_LAYERWISE_TORCH = torch.torch_version.TorchVersion(torch.__version__) >= "2.4"
+
+#: Timed refresh steps per way (layer-wise Gramian, per-task gradients), after warm-up and
+#: with the inner way (loop or batched) each engine chose, before keeping the faster way.
+_MEASURED_STEPS = 3
 
 
 @dataclass
@@ -104,8 +118,17 @@ class Balancer:
             the task and step when a loss is NaN or infinite; ``"skip"`` skips the backward
             for that step and counts it in :attr:`skipped_steps`.
         grad_mode: How per-task gradients are computed, for strategies that need them:
-            ``"auto"`` (default: the faster of the two exact ways, measured on early steps),
-            ``"loop"`` or ``"batched"`` (see :class:`~auxlab.signals.GradientEngine`).
+            ``"auto"`` (default: the fastest exact way, measured on early steps),
+            ``"loop"`` or ``"batched"`` (see :class:`~auxlab.signals.GradientEngine`), or
+            ``"layerwise"``. For strategies that need only the Gramian (``Need.GRAMIAN``
+            without ``Need.GRADS``) and a ``shared`` module, ``"auto"`` and
+            ``"layerwise"`` can compute it layer by layer from the inputs of the shared
+            ``nn.Linear`` layers and the per-task gradients of their outputs, without the
+            ``(T, d)`` per-task gradients, and apply the decision from the same data
+            (``auxlab._layerwise``). It is used only on steps where every use of a shared
+            parameter is inside such a layer, which is checked at each step; otherwise the
+            per-task gradients give the same result. ``"auto"`` times it against the
+            per-task gradients on early steps and keeps the faster.
         tasks: The task names, in output order. Optional: by default they are learned from
             the first losses. Give them (with ``main``) when the strategy has learnable
             parameters, so that :meth:`parameters` can be handed to the optimizer before
@@ -129,7 +152,7 @@ class Balancer:
         main: str | None = None,
         every: int = 1,
         nan_policy: Literal["raise", "skip"] = "raise",
-        grad_mode: Mode = "auto",
+        grad_mode: GradMode = "auto",
         tasks: Iterable[str] | None = None,
     ) -> None:
         if isinstance(strategy, str):
@@ -152,8 +175,34 @@ class Balancer:
         self.step = 0
         self.skipped_steps = 0
         self._last: Any = None
-        self._engine = GradientEngine(grad_mode)
+        if grad_mode not in ("auto", "loop", "batched", "layerwise"):
+            raise ValueError(
+                f"grad_mode must be 'auto', 'loop', 'batched' or 'layerwise', got {grad_mode!r}"
+            )
+        self.grad_mode = grad_mode
+        engine_mode: Mode = "auto" if grad_mode == "layerwise" else grad_mode
+        self._engine = GradientEngine(engine_mode)
         needs = strategy.needs
+        # The layer-wise Gramian: for Gramian-only strategies on a shared module.
+        self._layerwise: LayerwiseGramian | None = None
+        self._way: str | None = "jacobian"
+        # Seconds of the measured refresh steps, with the inner way (loop or batched) used.
+        self._way_times: dict[str, list[tuple[str, float]]] = {"layerwise": [], "jacobian": []}
+        self._layerwise_misses = 0
+        self._measured = 0
+        if (
+            grad_mode in ("auto", "layerwise")
+            and Need.GRAMIAN in needs
+            and Need.GRADS not in needs
+            and isinstance(shared, nn.Module)
+            and _LAYERWISE_TORCH
+        ):
+            layerwise = LayerwiseGramian(shared, self.shared)
+            if layerwise.modules:
+                self._layerwise = layerwise
+                self._way = "layerwise" if grad_mode == "layerwise" else None
+            else:
+                layerwise.close()
         if needs & {Need.GRADS, Need.GRAMIAN} and not self.shared:
             raise ValueError(
                 f"{type(strategy).__name__} needs per-task gradients on the shared parameters; "
@@ -193,6 +242,90 @@ class Balancer:
                 ``Need.REP_GRADS``.
             val_losses: Validation losses per task, for strategies that need them.
         """
+        try:
+            return self._backward(losses, representation, val_losses)
+        finally:
+            if self._layerwise is not None:
+                self._layerwise.clear()
+
+    @property
+    def gramian_way(self) -> str | None:
+        """How the Gramian is computed at refresh steps.
+
+        ``"layerwise"``, ``"jacobian"`` (from the per-task gradients), or ``None`` while
+        ``grad_mode="auto"`` is still timing both.
+        """
+        return self._way
+
+    def _next_way(self) -> str:
+        if self._layerwise is None:
+            return "jacobian"
+        if self._way is not None:
+            return self._way
+        self._measured += 1
+        return ("jacobian", "layerwise")[self._measured % 2]  # layer-wise first
+
+    def _layerwise_missed(self) -> None:
+        """The layer-wise Gramian could not be used at this step (the fallback is exact)."""
+        self._layerwise_misses += 1
+        if self.grad_mode == "layerwise":
+            if self._layerwise_misses == 1:
+                reason = self._layerwise.reason if self._layerwise is not None else ""
+                warnings.warn(
+                    f"the layer-wise Gramian cannot be used at this step ({reason}); using "
+                    "the per-task gradients (same result)",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
+        elif self._layerwise_misses >= 2 and self._layerwise is not None:
+            self._layerwise.close()
+            self._layerwise = None
+            self._way = "jacobian"
+
+    def _inner_timings(self, way: str) -> dict[str, list[float]]:
+        """The per-call timings of the engine behind ``way`` (which inner way ran)."""
+        if way == "layerwise" and self._layerwise is not None:
+            return self._layerwise.timings
+        return self._engine.timings
+
+    def _timed(self, way: str, start: float, before: dict[str, int]) -> None:
+        """Record a measured step; once both ways are known, keep the faster."""
+        if self._way is not None or self._layerwise is None:
+            return
+        if self.shared[0].is_cuda:
+            torch.cuda.synchronize(self.shared[0].device)
+        seconds = time.perf_counter() - start
+        timings = self._inner_timings(way)
+        # Which inner way (loop or batched) this step used; its first call includes warm-up.
+        inner = next((k for k, v in timings.items() if len(v) > before.get(k, 0)), "")
+        if inner and before.get(inner, 0) > 0:
+            self._way_times[way].append((inner, seconds))
+        chosen = {
+            "layerwise": self._layerwise.chosen,
+            "jacobian": self._engine.chosen,
+        }
+        if chosen["layerwise"] is None or chosen["jacobian"] is None:
+            return
+        # Compare the steps each way took with the inner way its engine settled on.
+        best = {}
+        for w, got in self._way_times.items():
+            times = [t for i, t in got if i == chosen[w]]
+            if len(times) < _MEASURED_STEPS:
+                return
+            best[w] = min(times)
+        if best["layerwise"] < best["jacobian"]:
+            self._way = "layerwise"
+        else:
+            self._way = "jacobian"
+            self._layerwise.close()
+            self._layerwise = None
+
+    def _backward(
+        self,
+        losses: Mapping[str, torch.Tensor],
+        representation: torch.Tensor | None,
+        val_losses: Mapping[str, float] | None,
+    ) -> StepRecord:
         if self.tasks is None:
             self._start(losses)
         assert self.tasks is not None
@@ -219,12 +352,26 @@ class Balancer:
         needs = self.strategy.needs
         refresh = self._last is None or self.step % self.every == 0
         grads = gram = rep = None
+        layerwise = None  # the LayerwiseGramian, when it computed this step's Gramian
+        way, start = "", 0.0  # the way timed at this step, if any
+        counts: dict[str, int] = {}
         if refresh:
             ordered = [losses[t] for t in self.tasks]
             if needs & {Need.GRADS, Need.GRAMIAN}:
-                grads = self._engine(ordered, self.shared, self.tasks)
-                if Need.GRAMIAN in needs:
-                    gram = gramian(grads)
+                way, start = self._next_way(), time.perf_counter()
+                counts = {k: len(v) for k, v in self._inner_timings(way).items()}
+                if way == "layerwise" and self._layerwise is not None:
+                    gram = self._layerwise.compute(ordered, self.shared)
+                    if gram is None:
+                        if not self._layerwise.zero_row:
+                            self._layerwise_missed()
+                        way = "missed"
+                    else:
+                        layerwise = self._layerwise
+                if gram is None:
+                    grads = self._engine(ordered, self.shared, self.tasks)
+                    if Need.GRAMIAN in needs:
+                        gram = gramian(grads)
             if Need.REP_GRADS in needs:
                 if representation is None:
                     raise ValueError(
@@ -275,13 +422,30 @@ class Balancer:
         if coef is not None:
             check_same_tasks(self.tasks, coef, "the tasks", "the strategy's shared weights")
 
-        if grads is not None:
+        if layerwise is not None and decision.shared_grad is None:
+            # The layer-wise Gramian kept each layer's input and per-task output gradients:
+            # the shared block's Σ cᵢ·gᵢ is one weight-gradient product per layer, and the
+            # weighted sum is backpropagated into everything else only.
+            c = coef if coef is not None else weights
+            vec = torch.tensor([float(c[t]) for t in self.tasks], dtype=self.shared[0].dtype)
+            combined = {id(p): g for p, g in layerwise.apply(vec)}
+            shared_ids = {id(p) for p in self.shared}
+            others = [p for p in graph_leaves(total) if id(p) not in shared_ids]
+            if others:
+                torch.autograd.backward(total, inputs=others)
+            for p in self.shared:
+                # A shared parameter no loss reaches gets zeros, as from per-task gradients.
+                g = combined.get(id(p))
+                g = torch.zeros_like(p) if g is None else g.view_as(p).to(p.dtype)
+                p.grad = g if p.grad is None else p.grad + g
+        elif grads is not None or layerwise is not None:
             # The per-task gradients on the shared block are known: write their combination
             # there, and backpropagate the weighted sum into everything else only (heads,
             # learnable weights), so the trunk is traversed T times in all, not T + 1.
             if decision.shared_grad is not None:
                 shared_grad = decision.shared_grad
             else:
+                assert grads is not None
                 c = coef if coef is not None else weights
                 vec = torch.tensor([float(c[t]) for t in self.tasks], dtype=grads.dtype)
                 shared_grad = vec.to(grads.device) @ grads
@@ -314,15 +478,18 @@ class Balancer:
         if decision.extra_loss is not None:
             total_value += float(decision.extra_loss.detach())
         record = StepRecord(self.step, floats, weights, total_value)
+        if way in ("layerwise", "jacobian"):
+            self._timed(way, start, counts)
         if coef is not None:
             record.shared_weights = {t: float(coef[t]) for t in self.tasks}
-        if grads is not None:
+        if grads is not None or gram is not None:
             # From the Gramian when there is one: it is T x T, the gradients are T x d.
             i_main = self.tasks.index(self.main)
             if gram is not None:
                 norms = gram.diagonal().clamp_min(0).sqrt()
                 dots = gram[:, i_main]
             else:
+                assert grads is not None
                 norms = grads.norm(dim=1)
                 dots = grads @ grads[i_main]
             record.grad_norms = {t: float(n) for t, n in zip(self.tasks, norms, strict=True)}
