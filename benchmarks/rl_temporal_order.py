@@ -59,6 +59,9 @@ SETTINGS: dict[str, tuple[str | None, str, float]] = {
     "temporal-order gated 1": ("temporal-order", "gated", 1.0),
     # Not in the default run: the related task of Aytar et al. (2018), for comparison.
     "temporal-distance 1": ("temporal-distance", "fixed", 1.0),
+    "temporal-distance 0.1": ("temporal-distance", "fixed", 0.1),
+    # The auxiliary gradient scaled to half the PPO gradient's norm on the shared block.
+    "temporal-order relative 0.5": ("temporal-order", "relative", 0.5),
 }
 DEFAULT_SETTINGS = ("none", "temporal-order 0.1", "temporal-order 1", "temporal-order gated 1")
 METRICS = ("auc_return", "final_return", "auc_success", "final_success")
