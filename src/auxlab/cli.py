@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from auxlab import __version__
+from auxlab._argtypes import positive_int
 
 __all__ = ["main"]
 
@@ -23,16 +24,6 @@ def _weights(text: str) -> tuple[float, ...]:
     if len(set(values)) != len(values):
         raise argparse.ArgumentTypeError(f"weights must be distinct, e.g. 0,0.2,1 (got {text!r})")
     return values
-
-
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,8 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="auxlab-demo", help="output folder (default: %(default)s)")
     demo.add_argument("--quick", action="store_true", help="a subset run of a few seconds")
     demo.add_argument("--weights", type=_weights, help="auxiliary weights, e.g. 0,0.2,1")
-    demo.add_argument("--seeds", type=_positive, help="number of seeds per weight (default 2)")
-    demo.add_argument("--epochs", type=_positive, help="epochs per run")
+    demo.add_argument("--seeds", type=positive_int, help="number of seeds per weight (default 2)")
+    demo.add_argument("--epochs", type=positive_int, help="epochs per run")
     demo.add_argument("--no-progress", action="store_true", help="no line per finished run")
 
     sub.add_parser("strategies", help="list the registered weighting strategies")

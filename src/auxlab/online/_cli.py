@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from auxlab._argtypes import positive_int
+
 __all__ = ["add_parser", "run"]
 
 _DATASETS = (
@@ -54,7 +56,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="the learner (default: %(default)s)",
     )
     p.add_argument("--p", type=_probability, default=0.5, help="availability (default 0.5)")
-    p.add_argument("--seeds", type=_positive, default=3, help="model seeds (default 3)")
+    p.add_argument("--seeds", type=positive_int, default=3, help="model seeds (default 3)")
     p.add_argument(
         "--faithful",
         choices=("ours", "paper", "code"),
@@ -71,13 +73,6 @@ def _probability(text: str) -> float:
     v = float(text)
     if not 0.0 < v <= 1.0:
         raise argparse.ArgumentTypeError(f"p must be in (0, 1], got {text}")
-    return v
-
-
-def _positive(text: str) -> int:
-    v = int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
     return v
 
 

@@ -170,11 +170,24 @@ class _PairLoss(nn.Module):
         self, starts: torch.Tensor, generator: torch.Generator | None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         anchor, env, i, j = sample_pairs(starts, self.pairs_per_step, self.window, generator)
-        if self.max_pairs is not None and anchor.numel() > self.max_pairs:
-            keep = torch.randperm(anchor.numel(), generator=generator, device=anchor.device)
-            keep = keep[: self.max_pairs]
-            anchor, env, i, j = anchor[keep], env[keep], i[keep], j[keep]
+        anchor, env, i, j = self._subsample(generator, anchor, env, i, j)
         return anchor, env, i, j
+
+    def _subsample(
+        self, generator: torch.Generator | None, *columns: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        """The same random ``max_pairs`` rows of every column (all of them when fewer)."""
+        count = columns[0].numel()
+        if self.max_pairs is None or count <= self.max_pairs:
+            return columns
+        keep = torch.randperm(count, generator=generator, device=columns[0].device)
+        keep = keep[: self.max_pairs]
+        return tuple(c[keep] for c in columns)
+
+    def _no_pairs(self) -> torch.Tensor:
+        """The loss when no pair can be sampled: 0, attached to the graph."""
+        self.last_accuracy = float("nan")
+        return next(self.classifier.parameters()).sum() * 0.0
 
     @staticmethod
     def _check(embeddings: torch.Tensor, starts: torch.Tensor) -> None:
@@ -257,8 +270,7 @@ class TemporalOrder(_PairLoss):
         anchor, env, i, j = self._sample(starts, generator)
         self.last_pairs = int(anchor.numel())
         if anchor.numel() == 0:
-            self.last_accuracy = float("nan")
-            return next(self.classifier.parameters()).sum() * 0.0
+            return self._no_pairs()
         swap = torch.rand(anchor.numel(), generator=generator, device=anchor.device) < 0.5
         a = torch.where(swap, j, i)
         b = torch.where(swap, i, j)
@@ -339,14 +351,10 @@ class TemporalDistance(_PairLoss):
         feasible = lo[None, :] <= n[:, None]  # (P, K)
         keep = feasible.any(dim=1)
         t_idx, b_idx, n, feasible = t_idx[keep], b_idx[keep], n[keep], feasible[keep]
-        if self.max_pairs is not None and t_idx.numel() > self.max_pairs:
-            sel = torch.randperm(t_idx.numel(), generator=generator, device=t_idx.device)
-            sel = sel[: self.max_pairs]
-            t_idx, b_idx, n, feasible = t_idx[sel], b_idx[sel], n[sel], feasible[sel]
+        t_idx, b_idx, n, feasible = self._subsample(generator, t_idx, b_idx, n, feasible)
         self.last_pairs = int(t_idx.numel())
         if t_idx.numel() == 0:
-            self.last_accuracy = float("nan")
-            return next(self.classifier.parameters()).sum() * 0.0
+            return self._no_pairs()
         u = torch.rand(t_idx.numel(), 3, generator=generator, device=t_idx.device)
         # A class uniformly among the feasible ones.
         count = feasible.sum(dim=1)

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from auxlab._argtypes import finite_nonneg, positive_int
+
 __all__ = ["add_parser", "run"]
 
 
@@ -42,7 +44,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--weight",
-        type=_nonneg,
+        type=finite_nonneg,
         default=1.0,
         help="auxiliary weight (default 1; in the benchmark of docs/rl.md 0.1 did nothing)",
     )
@@ -51,10 +53,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default="fixed",
         help="fixed, gated (gradient-cosine), relative, or a registered strategy (default fixed)",
     )
-    p.add_argument("--seeds", type=_positive, default=1, help="number of seeds 0..n-1 (default 1)")
+    p.add_argument(
+        "--seeds", type=positive_int, default=1, help="number of seeds 0..n-1 (default 1)"
+    )
     p.add_argument(
         "--steps",
-        type=_positive,
+        type=positive_int,
         help=(
             "environment steps per run (default: 400000 for MiniGrid Memory, where the agent "
             "leaves the 50 %% plateau at 250k-400k steps; 150000 for POPGym; 100000 otherwise)"
@@ -72,28 +76,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, help="write one flat record per seed here")
     p.add_argument("--no-plot", action="store_true", help="do not draw the learning curves")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.add_argument("--threads", type=_positive, default=1, help="torch threads (default 1)")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
     return p
-
-
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
-
-
-def _nonneg(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not (v >= 0 and v != float("inf")):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return v
 
 
 def default_steps(env_id: str) -> int:

@@ -18,17 +18,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from auxlab._argtypes import positive_int
+
 __all__ = ["add_parser", "run", "run_worker", "write_outputs"]
-
-
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -48,10 +40,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="where trials live: a file (.db/.sqlite: SQLite; else an Optuna journal), or a URL "
         "(sqlite:///..., postgresql://...). Default: the config's, else memory",
     )
-    p.add_argument("--workers", type=_positive, help="worker processes (file or URL storage)")
+    p.add_argument("--workers", type=positive_int, help="worker processes (file or URL storage)")
     p.add_argument("--name", help="the study's name (default: the config's)")
     p.add_argument("--out", help="output folder (default: study-<name>)")
-    p.add_argument("--threads", type=_positive, help="torch threads per worker process")
+    p.add_argument("--threads", type=positive_int, help="torch threads per worker process")
     p.add_argument("--no-report", action="store_true", help="skip the HTML report")
     p.add_argument("--quiet", action="store_true", help="no line per finished run")
     return p
