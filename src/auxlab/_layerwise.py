@@ -35,6 +35,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from auxlab.signals import choose_way
+
 __all__ = ["LayerwiseGramian"]
 
 #: Calls of one layer kept between two backward passes. A forward that is never followed
@@ -291,14 +293,8 @@ class LayerwiseGramian:
         return out
 
     def _decide(self) -> None:
-        if self.chosen is not None:
-            return
-        if not self._batched_ok:
-            self.chosen = "loop"
-        elif len(self.timings["loop"]) >= 2 and len(self.timings["batched"]) >= 2:
-            self.chosen = (
-                "batched" if self.timings["batched"][1] < self.timings["loop"][1] else "loop"
-            )
+        if self.chosen is None:
+            self.chosen = choose_way(self.timings, self._batched_ok)
 
     def _loop(self, losses: Sequence[torch.Tensor], edges: list[Any]) -> list[torch.Tensor | None]:
         per_task = [

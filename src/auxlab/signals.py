@@ -120,6 +120,19 @@ def _batched_grads(
     return out
 
 
+def choose_way(timings: dict[str, list[float]], batched_ok: bool) -> str | None:
+    """The faster of ``"loop"`` and ``"batched"`` once each has two timings, else None.
+
+    ``"loop"`` at once when the batched way failed. The second measurement of each way is
+    compared: the first includes warm-up.
+    """
+    if not batched_ok:
+        return "loop"
+    if len(timings["loop"]) >= 2 and len(timings["batched"]) >= 2:
+        return "batched" if timings["batched"][1] < timings["loop"][1] else "loop"
+    return None
+
+
 class _NeedsLoop(Exception):
     pass
 
@@ -201,15 +214,8 @@ class GradientEngine:
         return out
 
     def _decide(self) -> None:
-        if self.chosen is not None:
-            return
-        if not self._batched_ok:
-            self.chosen = "loop"
-        elif len(self.timings["loop"]) >= 2 and len(self.timings["batched"]) >= 2:
-            # Compare the second measurement of each: the first includes warm-up.
-            self.chosen = (
-                "batched" if self.timings["batched"][1] < self.timings["loop"][1] else "loop"
-            )
+        if self.chosen is None:
+            self.chosen = choose_way(self.timings, self._batched_ok)
 
 
 def representation_grads(
