@@ -423,6 +423,28 @@ def test_adagrad_step_by_hand_and_a_zero_gradient_does_not_move():
     assert w.tolist() == pytest.approx([0.5 - 0.5 / math.sqrt(5), 2.0, 3.5 - 0.5 / math.sqrt(2)])
 
 
+def test_adagrad_fused_kernel_equals_the_multi_tensor_form(monkeypatch):
+    from auxlab.online import _ops
+
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(7, 5), (5,), (3, 2, 4)]
+    init = [torch.randn(s, generator=gen) for s in shapes]
+    grads = [[torch.randn(s, generator=gen) * (i % 2) for s in shapes] for i in range(4)]
+    results = []
+    for fused in (True, False):
+        if not fused:
+            monkeypatch.setattr(_ops, "_FUSED_ADAGRAD", None)
+        params = [p.clone() for p in init]
+        opt = _ops.AdaGrad(params, lr=0.1)
+        for g in grads:
+            opt.step(params, g)
+        results.append((params, opt.acc))
+    if _ops.torch.__dict__.get("_fused_adagrad_") is None:
+        pytest.skip("this PyTorch has no fused AdaGrad; only the multi-tensor form runs")
+    for a, b in zip(results[0][0] + results[0][1], results[1][0] + results[1][1], strict=True):
+        torch.testing.assert_close(a, b)
+
+
 def test_insert_pairs_keeps_values_then_flags():
     from auxlab.online._ops import insert_pairs
 

@@ -165,11 +165,39 @@ class AdaGrad:
         self.acc = [torch.zeros_like(p) for p in params]
 
     def step(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
-        """One step of every parameter, in place."""
+        """One step of every parameter, in place.
+
+        On CPU float32 this is PyTorch's fused AdaGrad kernel (one pass per tensor, the same
+        arithmetic as ``torch.optim.Adagrad`` with ``lr_decay=0``, ``weight_decay=0``),
+        where PyTorch has it; otherwise four multi-tensor operations. The fused kernel is
+        also ~3x faster for another reason than fusion: the vectorised ``sqrt`` that the
+        multi-tensor form uses is ~25x slower on zeros, and most accumulators of an online
+        learner hold zeros (features and nodes not seen yet).
+        """
+        if _FUSED_ADAGRAD is not None and params and params[0].device.type == "cpu":
+            _FUSED_ADAGRAD(
+                params,
+                grads,
+                self.acc,
+                [_STEP_ONE] * len(params),
+                lr=self.lr,
+                lr_decay=0.0,
+                weight_decay=0.0,
+                eps=self.eps,
+                maximize=False,
+            )
+            return
         torch._foreach_addcmul_(self.acc, grads, grads)
         denom = torch._foreach_sqrt(self.acc)
         torch._foreach_add_(denom, self.eps)
         torch._foreach_addcdiv_(params, grads, denom, value=-self.lr)
+
+
+# PyTorch's fused AdaGrad (what ``torch.optim.Adagrad(fused=True)`` calls); a private
+# function, so looked up once and used only when present. With ``lr_decay=0`` the step
+# count it reads does not change the step; one constant tensor serves every parameter.
+_FUSED_ADAGRAD = getattr(torch, "_fused_adagrad_", None)
+_STEP_ONE = torch.ones(())
 
 
 def insert_pairs(t: torch.Tensor, values: torch.Tensor, flags: torch.Tensor) -> torch.Tensor:
