@@ -74,6 +74,65 @@ def test_array_path_equals_dict_path_on_a_haphazard_stream_with_nan():
             twin.learn_one(x, bool(y[t]))
 
 
+@pytest.mark.parametrize(
+    "model",
+    [
+        AuxDrop(4, 8, aux_position=2, aux_units=20, base_features=2, seed=3),
+        AuxNet(1, 2, 8, base_features=1, seed=3),
+        AuxDrop(4, 8, aux_position=2, aux_units=20, base_features=2, faithful="code", seed=3),
+        HedgeBackprop(n_layers=2, n_units=8, seed=3),
+        OnlineLogistic(),
+    ],
+    ids=["auxdrop-base", "auxnet", "auxdrop-code", "hbp", "logistic"],
+)
+def test_array_path_is_the_dict_path_bit_for_bit_across_blocks_and_calls(model, monkeypatch):
+    # Blocks of 7 rows (the array path's statistics restart from the learner's at each
+    # block), a dict-path warm-up before, and dict-path learning after: every probability
+    # and the state the array path leaves must be exactly the dict path's.
+    from auxlab.online import _base
+
+    monkeypatch.setattr(_base, "_CHUNK", 7)
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(60, 5)) * [1.0, 10.0, 0.1, 1.0, 100.0] + [0.0, 50.0, 0.0, 3.0, -7.0]
+    X[rng.random(X.shape) < 0.45] = np.nan
+    X[:12, 4] = np.nan  # a feature that appears late
+    y = (np.nan_to_num(X[:, 0]) + rng.normal(size=60) > 0).astype(int)
+    rows = [{j: X[t, j] for j in range(5)} for t in range(60)]
+    arr, twin = model.clone(), model.clone()
+    for t in range(10):
+        arr.learn_one(rows[t], bool(y[t]))
+    got = arr.learn_predict_stream(X[10:50], y[10:50])
+    for t in range(10):
+        twin.learn_one(rows[t], bool(y[t]))
+    for t in range(10, 50):
+        p = twin.predict_proba_one(rows[t])
+        np.testing.assert_array_equal([p[False], p[True]], got[t - 10])
+        twin.learn_one(rows[t], bool(y[t]))
+    for t in range(50, 60):
+        pa, pt = arr.predict_proba_one(rows[t]), twin.predict_proba_one(rows[t])
+        assert pa == pt
+        arr.learn_one(rows[t], bool(y[t]))
+        twin.learn_one(rows[t], bool(y[t]))
+    np.testing.assert_array_equal(arr._stats, twin._stats)
+    np.testing.assert_array_equal(arr._bstats, twin._bstats)
+
+
+def test_online_zscore_matches_the_batch_mean_and_std_of_earlier_values():
+    from auxlab.online._base import _accumulate, _zscore
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(3.0, 2.0, size=50)
+    stats = np.zeros((4, 1))
+    for t, v in enumerate(values):
+        z = _zscore(np.array([v]), np.array([True]), stats)[0]
+        if t == 0:
+            assert z == 0.0  # nothing seen yet: the mean
+        elif t > 1:
+            seen = values[:t]
+            assert z == pytest.approx((v - seen.mean()) / seen.std(), rel=1e-9)
+        _accumulate(stats, np.array([v]), np.array([True]))
+
+
 river_only = pytest.mark.skipif(
     not (HAS_RIVER and HAS_SKLEARN), reason="river (the `online` extra) and scikit-learn needed"
 )

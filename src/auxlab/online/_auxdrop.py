@@ -290,7 +290,7 @@ class AuxDrop(HedgedClassifier):
             Z = torch.cat([zl.unsqueeze(0), Z])
         alpha = self._alpha
         if y is None:
-            return alpha @ torch.softmax(Z, -1)
+            return alpha @ torch.log_softmax(Z, -1).exp()  # as exit_losses: same bits
         kind: LossKind = "ce_on_softmax" if self.faithful == "code" else "ce"
         probs, losses, G = exit_losses(Z, y, kind)
         out = alpha @ probs

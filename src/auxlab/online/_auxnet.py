@@ -261,7 +261,7 @@ class AuxNet(HedgedClassifier):
             Z = torch.cat([Zd, za])
         abar = aS / aS.sum()
         if y is None:
-            return abar @ torch.softmax(Z, -1)
+            return abar @ torch.log_softmax(Z, -1).exp()  # as exit_losses: same bits
         code = self.faithful == "code"
         if code:
             probs, losses, G = exit_losses(Z, y, "ce_on_softmax", scale=abar)

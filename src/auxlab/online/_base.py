@@ -16,7 +16,7 @@ Feature handling, shared by every learner:
   features observed become the base features (the review's protocol). A base feature that is
   missing is forward-filled with its last value (0, the mean, before its first value).
 * **Normalisation** (our default mode only): each feature is z-scored with the mean and
-  standard deviation of its values seen *before* this instance (Welford), so a prediction
+  standard deviation of its values seen *before* this instance (running sums), so a prediction
   and the learning step that follows use the same input; a missing feature enters as 0
   (its mean).
 
@@ -38,6 +38,9 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 import torch
+
+#: Rows per block of the array path (bounds its memory: a few float64 copies of a block).
+_CHUNK = 4096
 
 __all__ = ["Faithful", "OnlineClassifier", "check_faithful"]
 
@@ -238,9 +241,9 @@ class OnlineClassifier:
         self._slot: dict[Hashable, int] = {}  # auxiliary feature -> slot
         self._ignored: set[Hashable] = set()
         self._n_seen = 0  # instances learned from
-        # Normaliser (Welford) and forward fill, float64.
-        self._stats = np.zeros((3, 0))  # count, mean, M2 per auxiliary slot
-        self._bstats = np.zeros((3, n_base))
+        # Normaliser and forward fill, float64 (see _zscore for the statistics).
+        self._stats = np.zeros((4, 0))  # count, ref, s1, s2 per auxiliary slot
+        self._bstats = np.zeros((4, n_base))
         self._blast = np.zeros(n_base)  # last raw value of each base feature
         self._bseen = np.zeros(n_base, dtype=bool)
         self._init_gen = torch.Generator().manual_seed(int(self.seed))
@@ -290,7 +293,7 @@ class OnlineClassifier:
                 RuntimeWarning,
                 stacklevel=4,
             )
-        self._stats = np.concatenate([self._stats, np.zeros((3, accepted))], axis=1)
+        self._stats = np.concatenate([self._stats, np.zeros((4, accepted))], axis=1)
 
     def _known(self, k: Hashable) -> bool:
         return k in self._slot or k in self._base_pos or k in self._ignored
@@ -319,9 +322,9 @@ class OnlineClassifier:
     def _after(self, xa: np.ndarray, ma: np.ndarray, xb: np.ndarray, mb: np.ndarray) -> None:
         """Update the normaliser and the forward fill with this instance's raw values."""
         if self._normalise:
-            _welford(self._stats, xa, ma)
+            _accumulate(self._stats, xa, ma)
             if self._n_base:
-                _welford(self._bstats, xb, mb)
+                _accumulate(self._bstats, xb, mb)
         if self._n_base:
             self._blast = np.where(mb, xb, self._blast)
             self._bseen = self._bseen | mb
@@ -358,7 +361,7 @@ class OnlineClassifier:
         self._ensure()
         raw = self._raw_from_dict(x)
         xb, xa, ma = self._encode(*raw)
-        with torch.no_grad():
+        with torch.inference_mode():
             proba = _as_proba(self._step(xb, xa, ma, None))
         return dict(zip(self._labels(), proba.tolist(), strict=True))
 
@@ -376,7 +379,7 @@ class OnlineClassifier:
             self._register(new)
         raw = self._raw_from_dict(x)
         xb, xa, ma = self._encode(*raw)
-        with torch.no_grad():
+        with torch.inference_mode():
             self._step(xb, xa, ma, target)
         self._after(*raw)
 
@@ -422,9 +425,8 @@ class OnlineClassifier:
         if len(names) != d:
             raise ValueError(f"feature_names has {len(names)} names for {d} columns")
         targets = [self._label_index(v) for v in yy.tolist()]
-        Xz = np.where(m, X, 0.0)
         k = int(self.n_classes)
-        out = np.empty((n, k))
+        out = torch.empty(n, k)
         col_slot = np.full(d, -1)
         col_base = np.full(d, -1)
         known = np.zeros(d, dtype=bool)
@@ -436,47 +438,34 @@ class OnlineClassifier:
                 known[j] = self._known(name)
 
         refresh()
-        for t in range(n):
-            row_m = m[t]
-            new = row_m & ~known
-            raw = self._raw_from_arrays(Xz[t], row_m, col_slot, col_base)
-            if new.any():
-                # Predict as the dict path does (unseen features ignored), then register.
-                xb, xa, ma = self._encode(*raw)
-                with torch.no_grad():
-                    out[t] = _as_proba(self._step(xb, xa, ma, None))
-                self._register([names[j] for j in np.flatnonzero(new)])
-                refresh()
-                raw = self._raw_from_arrays(Xz[t], row_m, col_slot, col_base)
-                xb, xa, ma = self._encode(*raw)
-                with torch.no_grad():
-                    self._step(xb, xa, ma, targets[t])
-            else:
-                xb, xa, ma = self._encode(*raw)
-                with torch.no_grad():
-                    out[t] = _as_proba(self._step(xb, xa, ma, targets[t]))
-            self._after(*raw)
-            if progress is not None and (t + 1) % 256 == 0:
-                progress(t + 1)
+        for lo in range(0, n, _CHUNK):
+            hi = min(lo + _CHUNK, n)
+            inputs = _ChunkInputs(self, X[lo:hi], m[lo:hi], col_slot, col_base)
+            XA, MA, XB = inputs.tensors(col_slot, col_base)
+            for i in range(hi - lo):
+                t = lo + i
+                new = m[t] & ~known
+                if new.any():
+                    # Predict as the dict path does (unseen features ignored), register them,
+                    # then learn with their slots.
+                    with torch.inference_mode():
+                        out[t] = self._step(XB[i], XA[i], MA[i], None)
+                    self._register([names[j] for j in np.flatnonzero(new)])
+                    refresh()
+                    XA, MA, XB = inputs.tensors(col_slot, col_base)
+                    with torch.inference_mode():
+                        self._step(XB[i], XA[i], MA[i], targets[t])
+                else:
+                    with torch.inference_mode():
+                        out[t] = self._step(XB[i], XA[i], MA[i], targets[t])
+                self._n_seen += 1
+                if progress is not None and (t + 1) % 256 == 0:
+                    progress(t + 1)
+            inputs.commit(col_slot, col_base)
         if progress is not None:
             progress(n)
-        return out
-
-    def _raw_from_arrays(
-        self, row: np.ndarray, row_m: np.ndarray, col_slot: np.ndarray, col_base: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        xa = np.zeros(self.n_aux)
-        ma = np.zeros(self.n_aux, dtype=bool)
-        sel = row_m & (col_slot >= 0)
-        xa[col_slot[sel]] = row[sel]
-        ma[col_slot[sel]] = True
-        xb = np.zeros(self._n_base)
-        mb = np.zeros(self._n_base, dtype=bool)
-        if self._n_base:
-            selb = row_m & (col_base >= 0)
-            xb[col_base[selb]] = row[selb]
-            mb[col_base[selb]] = True
-        return xa, ma, xb, mb
+        q = out.numpy().astype(np.float64)
+        return q / q.sum(axis=1, keepdims=True)
 
     # -- to implement ------------------------------------------------------------------------
     def _build(self, n_base: int) -> None:
@@ -499,18 +488,126 @@ def _as_proba(p: torch.Tensor) -> np.ndarray:
 
 
 def _zscore(x: np.ndarray, m: np.ndarray, stats: np.ndarray) -> np.ndarray:
-    count, mean, m2 = stats
-    std = np.sqrt(m2 / np.maximum(count, 1.0))
-    z = (x - mean) / np.where(std > 0, std, 1.0)
+    """Online z-scores of ``x`` where ``m``, else 0, from the statistics of earlier values.
+
+    ``stats`` holds, per feature (last axis), ``count``, ``ref`` (the feature's first value),
+    ``s1 = Σ(v − ref)`` and ``s2 = Σ(v − ref)²`` over the values seen so far; the mean is
+    ``ref + s1/count`` and the sum of squared deviations ``s2 − s1²/count``. Sums of shifted
+    values rather than Welford's update, so that the array path can form every row's
+    statistics with one cumulative sum and get the same numbers, bit for bit, as the dict
+    path's running sums. Works on any leading shape (``stats`` ``(4, ..., d)``).
+    """
+    count, ref, s1, s2 = stats
+    c = np.maximum(count, 1.0)
+    std = np.sqrt(np.maximum(s2 - s1 * s1 / c, 0.0) / c)
+    z = (x - ref - s1 / c) / np.where(std > 0, std, 1.0)
     return np.where(m & (count > 0), z, 0.0)
 
 
-def _welford(stats: np.ndarray, x: np.ndarray, m: np.ndarray) -> None:
-    count, mean, m2 = stats
+def _accumulate(stats: np.ndarray, x: np.ndarray, m: np.ndarray) -> None:
+    """Add the values ``x`` where ``m`` to the running statistics ``stats`` (in place)."""
+    count, ref, s1, s2 = stats
+    first = m & (count == 0)
+    ref[first] = x[first]
+    r = np.where(m, x - ref, 0.0)
     count += m
-    delta = np.where(m, x - mean, 0.0)
-    mean += delta / np.maximum(count, 1.0)
-    m2 += delta * np.where(m, x - mean, 0.0)
+    s1 += r
+    s2 += r * r
+
+
+class _ChunkInputs:
+    """The inputs of ``_step`` for a block of rows of a stream, all computed at once.
+
+    The normaliser's statistics before each row are those of the learner (for the features
+    it has) plus the block's earlier values: one cumulative sum, started from the learner's
+    sums, so every row gets the numbers the dict path's running sums give it. Base features
+    are forward-filled the same way. ``tensors`` lays the columns out in the learner's slot
+    order (again after each registration of new features); ``commit`` writes the block's
+    statistics back into the learner.
+    """
+
+    def __init__(
+        self,
+        learner: OnlineClassifier,
+        X: np.ndarray,
+        m: np.ndarray,
+        col_slot: np.ndarray,
+        col_base: np.ndarray,
+    ) -> None:
+        self.learner = learner
+        self.m = m
+        rows, d = X.shape
+        prior = np.zeros((4, d))
+        has, isb = col_slot >= 0, col_base >= 0
+        prior[:, has] = learner._stats[:, col_slot[has]]
+        prior[:, isb] = learner._bstats[:, col_base[isb]]
+        # The reference of a feature without values so far is its first value in the block.
+        first_row = np.where(m.any(axis=0), m.argmax(axis=0), 0)
+        first_val = np.where(m.any(axis=0), X[first_row, np.arange(d)], 0.0)
+        ref = np.where(prior[0] > 0, prior[1], first_val)
+        r = np.where(m, X - ref, 0.0)
+        # Exclusive prefix sums (row t: before row t), started from the learner's sums; the
+        # last row is the block's final state.
+        count = np.cumsum(np.vstack([prior[0], m]), axis=0)
+        s1 = np.cumsum(np.vstack([prior[2], r]), axis=0)
+        s2 = np.cumsum(np.vstack([prior[3], r * r]), axis=0)
+        refs = np.broadcast_to(ref, (rows + 1, d))
+        self.final = np.stack([count[-1], ref, s1[-1], s2[-1]])
+        before = np.stack([count[:-1], refs[:-1], s1[:-1], s2[:-1]])
+        norm = learner._normalise
+        Xv = np.where(m, X, 0.0)
+        self.xa = (_zscore(Xv, m, before) if norm else Xv).astype(np.float32)
+        self.n_base = learner._n_base
+        if self.n_base:
+            # Forward fill: the last present value up to and including the row.
+            idx = np.where(m, np.arange(rows)[:, None], -1)
+            np.maximum.accumulate(idx, axis=0, out=idx)
+            filled = X[np.maximum(idx, 0), np.arange(d)]
+            seen_before = np.zeros(d, dtype=bool)
+            last_before = np.zeros(d)
+            seen_before[isb] = learner._bseen[col_base[isb]]
+            last_before[isb] = learner._blast[col_base[isb]]
+            filled = np.where(idx >= 0, filled, last_before)
+            known = (idx >= 0) | seen_before
+            self.xb = (
+                _zscore(filled, known, before) if norm else np.where(known, filled, 0.0)
+            ).astype(np.float32)
+            self.last = filled[-1]
+            self.seen = known[-1]
+
+    def tensors(
+        self, col_slot: np.ndarray, col_base: np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``XA`` ``(rows, n_aux)``, ``MA`` (bool) and ``XB`` ``(rows, n_base)``."""
+        learner = self.learner
+        rows = self.m.shape[0]
+        has = col_slot >= 0
+        xa = np.zeros((rows, learner.n_aux), dtype=np.float32)
+        ma = np.zeros((rows, learner.n_aux), dtype=bool)
+        xa[:, col_slot[has]] = self.xa[:, has]
+        ma[:, col_slot[has]] = self.m[:, has]
+        xb = np.zeros((rows, self.n_base), dtype=np.float32)
+        if self.n_base:
+            # Base features without a column here: their (constant) last value.
+            last, seen = learner._blast, learner._bseen
+            if learner._normalise:
+                xb[:] = _zscore(last, seen, learner._bstats)
+            else:
+                xb[:] = np.where(seen, last, 0.0)
+            isb = col_base >= 0
+            xb[:, col_base[isb]] = self.xb[:, isb]
+        return torch.from_numpy(xa), torch.from_numpy(ma), torch.from_numpy(xb)
+
+    def commit(self, col_slot: np.ndarray, col_base: np.ndarray) -> None:
+        """Write the block's final statistics and forward fill into the learner."""
+        learner = self.learner
+        has, isb = col_slot >= 0, col_base >= 0
+        if learner._normalise:  # as the dict path, which keeps statistics only to use them
+            learner._stats[:, col_slot[has]] = self.final[:, has]
+            learner._bstats[:, col_base[isb]] = self.final[:, isb]
+        if self.n_base:
+            learner._blast[col_base[isb]] = self.last[isb]
+            learner._bseen[col_base[isb]] = self.seen[isb]
 
 
 class HedgedClassifier(OnlineClassifier):

@@ -165,7 +165,7 @@ class HedgeBackprop(HedgedClassifier):
             Z = torch.cat([torch.addmv(self._c0, self._V0, xa).unsqueeze(0), Z])
         alpha = self._alpha
         if y is None:
-            return alpha @ torch.softmax(Z, -1)
+            return alpha @ torch.log_softmax(Z, -1).exp()  # as exit_losses: same bits
         probs, losses, G = exit_losses(Z, y, "ce")
         out = alpha @ probs
         G = G * alpha.unsqueeze(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from auxlab.online._base import OnlineClassifier
+from auxlab.online._ops import adagrad_step
 
 __all__ = ["OnlineLogistic"]
 
@@ -78,10 +79,8 @@ class OnlineLogistic(OnlineClassifier):
             return p
         g = p.clone()
         g[y] -= 1.0
-        gW = torch.outer(g, x)
-        self._GW.addcmul_(gW, gW)
-        self._Gb.addcmul_(g, g)
-        lr, eps = float(self.lr), float(self.eps)
-        self._W.addcdiv_(gW, self._GW.sqrt().add_(eps), value=-lr)
-        self._b.addcdiv_(g, self._Gb.sqrt().add_(eps), value=-lr)
+        grads = [torch.outer(g, x), g]
+        adagrad_step(
+            [self._W, self._b], grads, [self._GW, self._Gb], float(self.lr), float(self.eps)
+        )
         return p

@@ -16,6 +16,7 @@ __all__ = [
     "AdaGrad",
     "AdamW",
     "LossKind",
+    "adagrad_step",
     "exit_losses",
     "insert_pairs",
     "kaiming_uniform",
@@ -165,32 +166,43 @@ class AdaGrad:
         self.acc = [torch.zeros_like(p) for p in params]
 
     def step(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
-        """One step of every parameter, in place.
+        """One step of every parameter, in place (:func:`adagrad_step`)."""
+        adagrad_step(params, grads, self.acc, self.lr, self.eps)
 
-        On CPU float32 this is PyTorch's fused AdaGrad kernel (one pass per tensor, the same
-        arithmetic as ``torch.optim.Adagrad`` with ``lr_decay=0``, ``weight_decay=0``),
-        where PyTorch has it; otherwise four multi-tensor operations. The fused kernel is
-        also ~3x faster for another reason than fusion: the vectorised ``sqrt`` that the
-        multi-tensor form uses is ~25x slower on zeros, and most accumulators of an online
-        learner hold zeros (features and nodes not seen yet).
-        """
-        if _FUSED_ADAGRAD is not None and params and params[0].device.type == "cpu":
-            _FUSED_ADAGRAD(
-                params,
-                grads,
-                self.acc,
-                [_STEP_ONE] * len(params),
-                lr=self.lr,
-                lr_decay=0.0,
-                weight_decay=0.0,
-                eps=self.eps,
-                maximize=False,
-            )
-            return
-        torch._foreach_addcmul_(self.acc, grads, grads)
-        denom = torch._foreach_sqrt(self.acc)
-        torch._foreach_add_(denom, self.eps)
-        torch._foreach_addcdiv_(params, grads, denom, value=-self.lr)
+
+def adagrad_step(
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    acc: list[torch.Tensor],
+    lr: float,
+    eps: float = 1e-8,
+) -> None:
+    """AdaGrad in place: ``acc ← acc + g²``, ``p ← p − lr · g / (√acc + eps)``.
+
+    On CPU this is PyTorch's fused AdaGrad kernel (one pass per tensor, the arithmetic of
+    ``torch.optim.Adagrad`` with ``lr_decay=0``, ``weight_decay=0``), where PyTorch has it;
+    otherwise four multi-tensor operations. The fused kernel is ~3x faster, and not only
+    for the fusion: the vectorised ``sqrt`` of the multi-tensor form is ~25x slower on
+    zeros, and most accumulators of an online learner hold zeros (features and nodes not
+    seen yet).
+    """
+    if _FUSED_ADAGRAD is not None and params and params[0].device.type == "cpu":
+        _FUSED_ADAGRAD(
+            params,
+            grads,
+            acc,
+            [_STEP_ONE] * len(params),
+            lr=lr,
+            lr_decay=0.0,
+            weight_decay=0.0,
+            eps=eps,
+            maximize=False,
+        )
+        return
+    torch._foreach_addcmul_(acc, grads, grads)
+    denom = torch._foreach_sqrt(acc)
+    torch._foreach_add_(denom, eps)
+    torch._foreach_addcdiv_(params, grads, denom, value=-lr)
 
 
 # PyTorch's fused AdaGrad (what ``torch.optim.Adagrad(fused=True)`` calls); a private

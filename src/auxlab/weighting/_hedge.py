@@ -92,8 +92,10 @@ def hedge_update(
             f"and {tuple(losses.shape)}"
         )
     losses = losses.detach().to(device=alpha.device, dtype=alpha.dtype)
+    n = alpha.numel()
+    # Few operations: the online learners call this once per instance.
     if present is None:
-        mask = torch.ones_like(alpha, dtype=torch.bool)
+        used = losses
     else:
         if present.shape != alpha.shape:
             raise ValueError(
@@ -101,19 +103,20 @@ def hedge_update(
                 f"{tuple(present.shape)}"
             )
         mask = present.to(device=alpha.device, dtype=torch.bool)
-    if not bool(mask.any()):
-        return alpha.clone()
-    bad = mask & ~(torch.isfinite(losses) & (losses >= 0))
-    if bool(bad.any()):
+        if not bool(mask.any()):
+            return alpha.clone()
+        used = torch.where(mask, losses, 0.0)
+    lo, hi = (float(v) for v in torch.aminmax(used))
+    if not (lo >= 0.0 and math.isfinite(hi)):  # NaN fails both comparisons
+        bad = ~(torch.isfinite(used) & (used >= 0))
         i = int(bad.nonzero()[0, 0])
         raise ValueError(
             f"the hedge needs finite losses >= 0; expert {i} has loss {float(losses[i])}"
         )
-    n = alpha.numel()
     # β^ℓ as exp(ℓ·log β): a huge loss gives exactly 0 (then the floor), never NaN.
-    discounted = alpha * torch.exp(torch.where(mask, losses, 0.0) * math.log(beta))
-    floored = torch.clamp(discounted, min=float(s) / n)
-    new = torch.where(mask, floored, alpha)
+    new = torch.clamp(alpha * torch.exp(used * math.log(beta)), min=float(s) / n)
+    if present is not None:
+        new = torch.where(mask, new, alpha)
     return new / new.sum()
 
 
