@@ -79,7 +79,9 @@ def whole_stream(root: Path, quick: bool, only: list[str] | None) -> list[dict[s
         family = label.split("(")[0]
         rec = {
             "part": "whole_stream",
+            "implementation": "auxlab",
             "learner": label,
+            "seconds": whole,
             "rows_run": rows,
             "seconds_run": res.seconds,
             "seconds_whole_stream": whole,
@@ -97,6 +99,11 @@ def whole_stream(root: Path, quick: bool, only: list[str] | None) -> list[dict[s
         if rec["published_seconds"]:
             line += f"   published {rec['published_seconds']:,.2f} s (review, CPU)"
         print(line, flush=True)
+    # Ratios to a baseline of the same run: the goal, and OnlineLogistic's time.
+    base = {r["learner"]: r["seconds"] for r in out}.get("OnlineLogistic")
+    for r in out:
+        r["ratio_to_goal"] = r["seconds"] / r["goal_seconds"] if r["goal_seconds"] else None
+        r["ratio_to_logistic"] = r["seconds"] / base if base else None
     return out
 
 
@@ -158,11 +165,18 @@ def side_by_side(root: Path, authors: Path, prefix: int) -> list[dict[str, Any]]
         out.append(
             {"implementation": label, "seconds": res.seconds, "errors": res.metrics["errors"]}
         )
+    authors_seconds = out[0]["seconds"]
     for rec in out:
-        rec.update(part="side_by_side", rows=prefix, seconds_per_instance=rec["seconds"] / prefix)
+        rec.update(
+            part="side_by_side",
+            rows=prefix,
+            seconds_per_instance=rec["seconds"] / prefix,
+            ratio=rec["seconds"] / authors_seconds,  # time relative to the authors' code
+        )
         print(
             f"{rec['implementation']:22s} {1e3 * rec['seconds_per_instance']:7.3f} ms/instance"
-            f"   ({rec['seconds']:.1f} s for {prefix} a8a rows; errors {rec['errors']:.0f})",
+            f"   ({rec['seconds']:.1f} s for {prefix} a8a rows; errors {rec['errors']:.0f};"
+            f" {rec['ratio']:.3f}x the authors' time)",
             flush=True,
         )
     return out

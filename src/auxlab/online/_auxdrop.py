@@ -314,8 +314,9 @@ class AuxDrop(HedgedClassifier):
                 gW[i] = torch.zeros_like(Ws[i])
                 gb[i] = torch.zeros_like(bs[i])
                 continue
-            act = hs[layer] > 0
-            g_pre = g_h * (act * mask if layer == z else act)
+            g_pre = torch.ops.aten.threshold_backward(g_h, hs[layer], 0.0)  # ReLU's backward
+            if layer == z:
+                g_pre = g_pre.mul_(mask)
             gW[i] = torch.outer(g_pre, hs[layer - 1])
             gb[i] = g_pre
             if layer == z:

@@ -222,7 +222,9 @@ class AuxNet(HedgedClassifier):
         nb, ne, H = int(self.n_base_layers), int(self.n_end_layers), int(self.n_units)
         D = nb + 1 + ne
         Dl = D + self._n_lin  # dense experts, then (ours) the linear expert
-        P = ma.nonzero().squeeze(1)
+        # Every auxiliary row is computed and the absent ones masked (their outputs, expert
+        # weights and hence gradients are exactly 0): cheaper than gathering the present rows.
+        mf = ma.to(xa.dtype)
         # Base and middle.
         h = torch.addmv(self._bb1, self._Wb1, xb).clamp_(min=0)
         hb = [h]
@@ -230,22 +232,16 @@ class AuxNet(HedgedClassifier):
             h = torch.addmv(self._bb[k], self._Wb[k], h).clamp_(min=0)
             hb.append(h)
         m = torch.addmv(self._bm, self._Wm, h).clamp_(min=0)
-        # Auxiliary layers of the present features, batched.
-        xP = xa[P].unsqueeze(1)
-        a = torch.addcmul(self._ba[P], xP, self._Wa[P]).clamp_(min=0)  # (|P|, H)
-        VaP = self._Va[P]
-        za = torch.baddbmm(self._ca[P].unsqueeze(2), VaP, a.unsqueeze(2)).squeeze(2)
-        # Fusion weights from the current α (constants for the gradient).
-        alpha = self._alpha
-        aS = torch.cat([alpha[:Dl], alpha[Dl:][P]])
-        denom = aS[nb] + aS[Dl:].sum()
-        gamma_m = aS[nb] / denom
-        gamma_a = aS[Dl:] / denom
-        n_aux = self._Wa.shape[0]
-        u = torch.zeros(n_aux + 1, H)
-        u[0] = m * gamma_m
-        u[P + 1] = a * gamma_a.unsqueeze(1)
-        uf = u.reshape(-1)
+        # Auxiliary layers, batched: (n_aux, H), rows of absent features 0.
+        x1 = xa.unsqueeze(1)
+        a = torch.addcmul(self._ba, x1, self._Wa).clamp_(min=0).mul_(mf.unsqueeze(1))
+        za = torch.baddbmm(self._ca.unsqueeze(2), self._Va, a.unsqueeze(2)).squeeze(2)
+        # Fusion weights from the current α (constants for the gradient); absent experts 0.
+        present = torch.cat([ma.new_ones(Dl), ma])
+        aS = self._alpha * present
+        gamma = aS / (aS[nb] + aS[Dl:].sum())
+        gamma_m, gamma_a = gamma[nb], gamma[Dl:].unsqueeze(1)
+        uf = torch.cat([m * gamma_m, (a * gamma_a).reshape(-1)])
         e = torch.addmv(self._be1, self._We1, uf).clamp_(min=0)
         he = [e]
         for k in range(ne - 1):
@@ -254,7 +250,7 @@ class AuxNet(HedgedClassifier):
         Hd = torch.stack([*hb, m, *he])  # (D, H)
         Zd = torch.baddbmm(self._cd.unsqueeze(2), self._Vd, Hd.unsqueeze(2)).squeeze(2)
         if self._n_lin:
-            xl = torch.cat([xa, ma.to(xa.dtype)])
+            xl = torch.cat([xa, mf])
             zl = torch.addmv(torch.addmv(self._cl, self._Vlb, xb), self._Vla, xl)
             Z = torch.cat([Zd, zl.unsqueeze(0), za])
         else:
@@ -264,6 +260,7 @@ class AuxNet(HedgedClassifier):
             return abar @ torch.log_softmax(Z, -1).exp()  # as exit_losses: same bits
         code = self.faithful == "code"
         if code:
+            # ᾱ = 0 makes an absent expert's gradient exactly 0 (see exit_losses).
             probs, losses, G = exit_losses(Z, y, "ce_on_softmax", scale=abar)
         else:
             probs, losses, G = exit_losses(Z, y, "ce")
@@ -274,23 +271,24 @@ class AuxNet(HedgedClassifier):
         gVd = Gd.unsqueeze(2) * Hd.unsqueeze(1)
         gHd = torch.bmm(Gd.unsqueeze(1), self._Vd).squeeze(1)  # (D, H)
         gVa = Ga.unsqueeze(2) * a.unsqueeze(1)
-        ga = torch.bmm(Ga.unsqueeze(1), VaP).squeeze(1)  # (|P|, H)
+        ga = torch.bmm(Ga.unsqueeze(1), self._Va).squeeze(1)  # (n_aux, H)
         # End layers, top down.
-        gpe = [gHd[D - 1] * (he[-1] > 0)]
+        relu_grad = torch.ops.aten.threshold_backward
+        gpe = [relu_grad(gHd[D - 1], he[-1], 0.0)]
         for k in range(ne - 2, -1, -1):
             g_h = torch.addmv(gHd[nb + 1 + k], self._We[k].T, gpe[-1])
-            gpe.append(g_h.mul_(he[k] > 0))
+            gpe.append(relu_grad(g_h, he[k], 0.0))
         gpe.reverse()
-        gu = (self._We1.T @ gpe[0]).reshape(n_aux + 1, H)
-        # Middle and auxiliary layers.
-        gpm = (gHd[nb] + gu[0] * gamma_m).mul_(m > 0)
-        gpa = (ga + gu[P + 1] * gamma_a.unsqueeze(1)).mul_(a > 0)
-        gWa = gpa * xP
+        gu = torch.mv(self._We1.T, gpe[0])
+        # Middle and auxiliary layers (an absent row has a = 0, hence gradient 0).
+        gpm = relu_grad(torch.add(gHd[nb], gu[:H], alpha=gamma_m), m, 0.0)
+        gpa = relu_grad(torch.addcmul(ga, gu[H:].view(-1, H), gamma_a), a, 0.0)
+        gWa = gpa * x1
         # Base layers, top down.
-        gpb = [torch.addmv(gHd[nb - 1], self._Wm.T, gpm).mul_(hb[-1] > 0)]
+        gpb = [relu_grad(torch.addmv(gHd[nb - 1], self._Wm.T, gpm), hb[-1], 0.0)]
         for k in range(nb - 2, -1, -1):
             g_h = torch.addmv(gHd[k], self._Wb[k].T, gpb[-1])
-            gpb.append(g_h.mul_(hb[k] > 0))
+            gpb.append(relu_grad(g_h, hb[k], 0.0))
         gpb.reverse()
         Gpb = torch.stack(gpb)
         Gpe = torch.stack(gpe)
@@ -311,30 +309,24 @@ class AuxNet(HedgedClassifier):
             Gpe[1:],
             gVd,
             Gd,
+            gWa,
+            gpa,
+            gVa,
+            Ga,
         ]
         if self._opt is not None:
+            # AdamW: an absent feature's rows sit the step out (no gradient in the code).
+            P = ma.nonzero().squeeze(1)
             rows = {12: P, 13: P, 14: P, 15: P}
-            self._opt.step([*grads, gWa, gpa, gVa, Ga], rows)
+            self._opt.step([*grads[:12], *(g[P] for g in grads[12:])], rows)
         elif self._ada is not None:
-            for t, g_rows in ((self._Wa, gWa), (self._ba, gpa), (self._Va, gVa), (self._ca, Ga)):
-                full = t.new_zeros(t.shape)
-                full[P] = g_rows
-                grads.append(full)
             Gl = G[D]
             grads += [torch.outer(Gl, xb), torch.outer(Gl, xl), Gl]
             self._ada.step(self._params(), grads)
         else:
-            lr = -self._lr
-            torch._foreach_add_(self._params()[:12], grads, alpha=lr)
-            self._Wa.index_add_(0, P, gWa, alpha=lr)
-            self._ba.index_add_(0, P, gpa, alpha=lr)
-            self._Va.index_add_(0, P, gVa, alpha=lr)
-            self._ca.index_add_(0, P, Ga, alpha=lr)
-        present = torch.cat([torch.ones(Dl, dtype=torch.bool), ma])
-        full_losses = torch.zeros(alpha.numel())
-        full_losses[present] = losses
+            torch._foreach_add_(self._params(), grads, alpha=-self._lr)
+        alpha = self._alpha
         if code:
-            alpha = alpha.clone()
-            alpha[present] = abar  # the code writes ᾱ back before the hedge
-        self._alpha = hedge_update(alpha, full_losses, self._beta, float(self.s), present=present)
+            alpha = torch.where(present, abar, alpha)  # the code writes ᾱ back before the hedge
+        self._alpha = hedge_update(alpha, losses, self._beta, float(self.s), present=present)
         return out
