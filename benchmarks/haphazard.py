@@ -206,6 +206,53 @@ def run_auxdrop(root: Path, datasets, seeds, records):
             )
 
 
+def summarise_files(paths: list[Path]) -> str:
+    """Markdown tables (mean±std over seeds) from the JSON records of one or more runs."""
+    records = [r for path in paths for r in json.loads(path.read_text())]
+    out = []
+    review = [r for r in records if r["benchmark"] == "review"]
+    if review:
+        labels = sorted({r["implementation"] for r in review})
+        cells: dict[tuple, list[float]] = {}
+        for r in review:
+            key = (r["dataset"], r["p"], r["implementation"])
+            cells.setdefault(key, []).append(r["balanced_accuracy"])
+        out.append("Review protocol: balanced accuracy, mean±std over seeds (seeds in brackets)")
+        out.append("")
+        out.append("| data set | p | " + " | ".join(labels) + " | Aux-Net / Aux-Drop published |")
+        out.append("|---" * (len(labels) + 3) + "|")
+        for name, p in sorted({(r["dataset"], r["p"]) for r in review}):
+            row = []
+            for label in labels:
+                vals = cells.get((name, p, label))
+                if not vals:
+                    row.append("")
+                    continue
+                mean, std = summarise(vals)
+                row.append(f"{mean:.2f}±{std:.2f} ({len(vals)})")
+            pub = PUBLISHED_REVIEW.get((name, p))
+            pub_s = f"{pub[0]:.2f} / {pub[2]:.2f}" if pub else ""
+            if p == 0.5 and name in BEST_AT_HALF:
+                pub_s += f"; best {BEST_AT_HALF[name][0]} ({BEST_AT_HALF[name][1]})"
+            out.append(f"| {name} | {p:.2f} | " + " | ".join(row) + f" | {pub_s} |")
+    table4 = [r for r in records if r["benchmark"] == "auxdrop_table4"]
+    if table4:
+        out += ["", "Aux-Drop Table 4 protocol: errors, mean±std over seeds", ""]
+        out.append("| data set | p | implementation | errors | published | majority |")
+        out.append("|---|---|---|---|---|---|")
+        groups: dict[tuple, list[dict]] = {}
+        for r in table4:
+            groups.setdefault((r["dataset"], r["p"], r["implementation"]), []).append(r)
+        for (name, p, label), rs in sorted(groups.items()):
+            mean, std = summarise([r["errors"] for r in rs])
+            maj = np.mean([r["majority_errors"] for r in rs])
+            out.append(
+                f"| {name} | {p:.2f} | {label} | {mean:.1f}±{std:.1f} ({len(rs)}) | "
+                f"{rs[0]['published']} | {maj:.0f} |"
+            )
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", type=Path)
@@ -216,7 +263,13 @@ def main() -> None:
     ap.add_argument("--protocol", choices=["review", "auxdrop", "both"], default="both")
     ap.add_argument("--seeds", type=int, help="number of seeds (default 5; --quick 1)")
     ap.add_argument("--ps", type=float, nargs="*", help="availability p (default .25 .5 .75)")
+    ap.add_argument(
+        "--summarise", type=Path, nargs="+", metavar="JSON", help="print tables of saved runs"
+    )
     args = ap.parse_args()
+    if args.summarise:
+        print(summarise_files(args.summarise))
+        return
     torch.set_num_threads(1)
     root = args.data or default_data()
     if args.quick:
