@@ -445,6 +445,36 @@ def test_adagrad_fused_kernel_equals_the_multi_tensor_form(monkeypatch):
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.parametrize("fused", [True, False])
+def test_adamw_matches_torch_optim_adamw_and_rows_sit_out(fused, monkeypatch):
+    # Whole tensors (the fused kernel, or the per-tensor form) against torch.optim.AdamW;
+    # a row-wise tensor against an AdamW whose parameter per row gets grad=None when absent.
+    from auxlab.online import _ops
+
+    if not fused:
+        monkeypatch.setattr(_ops, "_FUSED_ADAMW", None)
+    gen = torch.Generator().manual_seed(1)
+    w0, r0 = torch.randn(4, 3, generator=gen), torch.randn(3, 2, generator=gen)
+    w, r = w0.clone(), r0.clone()
+    opt = _ops.AdamW([w, r], lr=0.1)
+    ref_w = torch.nn.Parameter(w0.clone())
+    ref_rows = [torch.nn.Parameter(r0[k].clone()) for k in range(3)]
+    ref = torch.optim.AdamW([ref_w, *ref_rows], lr=0.1)
+    for step, present in enumerate(([0, 1, 2], [1], [0, 2], [2])):
+        gw = torch.randn(4, 3, generator=gen) * (step + 1)
+        gr = torch.randn(len(present), 2, generator=gen)
+        opt.step([gw, gr], {1: torch.tensor(present)})
+        ref.zero_grad(set_to_none=True)
+        ref_w.grad = gw.clone()
+        for k, row in enumerate(present):
+            ref_rows[row].grad = gr[k].clone()
+        ref.step()
+        torch.testing.assert_close(w, ref_w.detach(), rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(
+            r, torch.stack([p.detach() for p in ref_rows]), rtol=1e-6, atol=1e-7
+        )
+
+
 def test_insert_pairs_keeps_values_then_flags():
     from auxlab.online._ops import insert_pairs
 

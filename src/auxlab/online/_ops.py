@@ -123,7 +123,37 @@ class AdamW:
     def step(self, grads: list[torch.Tensor], rows: dict[int, torch.Tensor] | None = None) -> None:
         """One step; ``rows[i]`` restricts tensor ``i`` to those rows (gradients given for them)."""
         b1, b2 = self.betas
+        fused: list[int] = []
+        if _FUSED_ADAMW is not None and self.params and self.params[0].device.type == "cpu":
+            # Tensors stepped whole: PyTorch's fused AdamW kernel, one pass per tensor (the
+            # arithmetic of torch.optim.AdamW(fused=True)); their step count is row 0's.
+            fused = [
+                i
+                for i, p in enumerate(self.params)
+                if (rows is None or rows.get(i) is None) and p.numel() and self.steps[i].numel()
+            ]
+        if fused:
+            steps = [self.steps[i] for i in fused]
+            torch._foreach_add_(steps, 1.0)
+            _FUSED_ADAMW(
+                [self.params[i] for i in fused],
+                [grads[i] for i in fused],
+                [self.m[i] for i in fused],
+                [self.v[i] for i in fused],
+                [],
+                [s[0] for s in steps],
+                amsgrad=False,
+                lr=self.lr,
+                beta1=b1,
+                beta2=b2,
+                weight_decay=self.weight_decay,
+                eps=self.eps,
+                maximize=False,
+            )
+        done = set(fused)
         for i, (p, g) in enumerate(zip(self.params, grads, strict=True)):
+            if i in done:
+                continue
             idx = None if rows is None else rows.get(i)
             if idx is None:
                 self.steps[i] += 1
@@ -131,18 +161,22 @@ class AdamW:
                 p.mul_(1.0 - self.lr * self.weight_decay)
                 self.m[i].lerp_(g, 1.0 - b1)
                 self.v[i].mul_(b2).addcmul_(g, g, value=1.0 - b2)
-                denom = sqrt_(self.v[i] / (1.0 - b2**t)).add_(self.eps)
+                # torch.optim.AdamW's order: √v / √(1 − β₂ᵗ) + ε, step lr / (1 − β₁ᵗ).
+                denom = sqrt_(self.v[i].clone()).div_(math.sqrt(1.0 - b2**t)).add_(self.eps)
                 p.addcdiv_(self.m[i], denom, value=-self.lr / (1.0 - b1**t))
             else:
                 if idx.numel() == 0:
                     continue
                 self.steps[i][idx] += 1
-                tr = self.steps[i][idx].reshape((-1,) + (1,) * (p.ndim - 1))
+                # Bias corrections per row, in float64 as PyTorch computes them (in Python).
+                tr = self.steps[i][idx].to(torch.float64).reshape((-1,) + (1,) * (p.ndim - 1))
+                step_size = (self.lr / (1.0 - b1**tr)).to(p.dtype)
+                bc2_sqrt = (1.0 - b2**tr).sqrt_().to(p.dtype)
                 pr = p[idx] * (1.0 - self.lr * self.weight_decay)
                 m = self.m[i][idx].lerp_(g, 1.0 - b1)
                 v = self.v[i][idx].mul_(b2).addcmul_(g, g, value=1.0 - b2)
-                denom = sqrt_(v / (1.0 - b2**tr)).add_(self.eps)
-                pr -= self.lr * (m / (1.0 - b1**tr)) / denom
+                denom = sqrt_(v.clone()).div_(bc2_sqrt).add_(self.eps)
+                pr -= step_size * (m / denom)
                 p[idx] = pr
                 self.m[i][idx] = m
                 self.v[i][idx] = v
@@ -207,6 +241,7 @@ def adagrad_step(
     torch._foreach_addcdiv_(params, grads, denom, value=-lr)
 
 
+_FUSED_ADAMW = getattr(torch, "_fused_adamw_", None)
 # PyTorch's fused AdaGrad (what ``torch.optim.Adagrad(fused=True)`` calls); a private
 # function, so looked up once and used only when present. With ``lr_decay=0`` the step
 # count it reads does not change the step; one constant tensor serves every parameter.
