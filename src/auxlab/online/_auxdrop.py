@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from auxlab.online._balance import ClassBalance, resolve_class_weight
 from auxlab.online._base import Faithful, HedgedClassifier
 from auxlab.online._ops import (
     AdaGrad,
@@ -109,6 +110,14 @@ class AuxDrop(HedgedClassifier):
         n_classes: ``K``; with 2, labels are booleans (river's convention) or 0/1.
         faithful: ``"paper"``, ``"code"`` or ``None`` (ours).
         seed: Seed of the initialisation and of the dropout draws.
+        class_weight: ``"balanced"``, ``"none"``, or ``None`` for the mode's default:
+            ``"balanced"`` in ours (our choice, not the papers'), ``"none"`` for ``"paper"``
+            and ``"code"``. Balanced: each instance's loss (its gradients and the losses
+            the hedge discounts by) is multiplied by ``(n + K) / (K·(c_y + 1))``, the inverse
+            frequency of its class ``y`` among the ``n`` labels seen before it
+            (:class:`auxlab.online._balance.ClassBalance`), so the learner estimates the
+            posterior under balanced classes and its plain argmax is the balanced-accuracy
+            decision.
 
     Cost per instance: ``O(L·H² + |M|·(n_A + H))`` time; memory is the parameters.
 
@@ -139,6 +148,7 @@ class AuxDrop(HedgedClassifier):
         n_classes: int = 2,
         faithful: Faithful = None,
         seed: int = 0,
+        class_weight: str | None = None,
     ) -> None:
         self.n_layers = n_layers
         self.n_units = n_units
@@ -153,8 +163,13 @@ class AuxDrop(HedgedClassifier):
         self.n_classes = n_classes
         self.faithful = faithful
         self.seed = seed
+        self.class_weight = class_weight
 
     _lr_defaults = (0.05, 0.05)  # the same step in every mode
+
+    @property
+    def _balanced(self) -> bool:
+        return resolve_class_weight(self.class_weight, self._ours, "AuxDrop")
 
     @property
     def alpha(self) -> torch.Tensor:
@@ -208,6 +223,7 @@ class AuxDrop(HedgedClassifier):
         n = len(self._exits) + int(self._linear)
         self._alpha = torch.full((n,), 1.0 / n)
         self._opt = AdaGrad(self._params(), self._lr) if self._ours else None
+        self._balance = ClassBalance(K) if self._balanced else None
 
     def _params(self) -> list[torch.Tensor]:
         # Ours: every trained tensor, in the order of the gradients built by ``_step``.
@@ -294,6 +310,9 @@ class AuxDrop(HedgedClassifier):
         kind: LossKind = "ce_on_softmax" if self.faithful == "code" else "ce"
         probs, losses, G = exit_losses(Z, y, kind)
         out = alpha @ probs
+        if self._balance is not None:
+            w = self._balance.observe(y)
+            losses, G = losses * w, G * w
         G = G * alpha.unsqueeze(1)
         G0 = G[0]
         if self._linear:

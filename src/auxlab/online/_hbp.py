@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from auxlab.online._balance import ClassBalance, resolve_class_weight
 from auxlab.online._base import Faithful, HedgedClassifier
 from auxlab.online._ops import (
     AdaGrad,
@@ -62,6 +63,14 @@ class HedgeBackprop(HedgedClassifier):
         n_classes: ``K``; with 2, labels are booleans (river's convention) or 0/1.
         faithful: ``"paper"``, ``"code"`` or ``None`` (ours).
         seed: Seed of the initialisation.
+        class_weight: ``"balanced"``, ``"none"``, or ``None`` for the mode's default:
+            ``"balanced"`` in ours (our choice, not the papers'), ``"none"`` for ``"paper"``
+            and ``"code"``. Balanced: each instance's loss (its gradients and the losses
+            the hedge discounts by) is multiplied by ``(n + K) / (K·(c_y + 1))``, the inverse
+            frequency of its class ``y`` among the ``n`` labels seen before it
+            (:class:`auxlab.online._balance.ClassBalance`), so the learner estimates the
+            posterior under balanced classes and its plain argmax is the balanced-accuracy
+            decision.
 
     Cost per instance: ``O(L·n_units² + d·n_units)`` time, no memory beyond the parameters.
 
@@ -85,6 +94,7 @@ class HedgeBackprop(HedgedClassifier):
         n_classes: int = 2,
         faithful: Faithful = None,
         seed: int = 0,
+        class_weight: str | None = None,
     ) -> None:
         self.n_layers = n_layers
         self.n_units = n_units
@@ -94,6 +104,11 @@ class HedgeBackprop(HedgedClassifier):
         self.n_classes = n_classes
         self.faithful = faithful
         self.seed = seed
+        self.class_weight = class_weight
+
+    @property
+    def _balanced(self) -> bool:
+        return resolve_class_weight(self.class_weight, self._ours, "HedgeBackprop")
 
     @property
     def _input_exit(self) -> bool:
@@ -122,6 +137,7 @@ class HedgeBackprop(HedgedClassifier):
         n = L + int(self._input_exit)
         self._alpha = torch.full((n,), 1.0 / n)
         self._opt = AdaGrad(self._params(), self._lr) if self._ours else None
+        self._balance = ClassBalance(K) if self._balanced else None
 
     def _params(self) -> list[torch.Tensor]:
         return [self._W1, self._W, self._b, self._V, self._c, self._V0, self._c0]
@@ -168,6 +184,9 @@ class HedgeBackprop(HedgedClassifier):
             return alpha @ torch.softmax(Z, -1)
         probs, losses, G = exit_losses(Z, y, "ce")
         out = alpha @ probs
+        if self._balance is not None:
+            w = self._balance.observe(y)
+            losses, G = losses * w, G * w
         G = G * alpha.unsqueeze(1)
         lr = self._lr
         G0 = G[0]
