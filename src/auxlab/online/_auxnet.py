@@ -40,13 +40,18 @@ class AuxNet(HedgedClassifier):
       the sum of these losses is minimised with AdamW (weight decay 0.01; a layer of an
       absent feature gets no gradient, so AdamW leaves it alone); ``ᾱ`` is written back
       into ``α`` for the present experts before the hedge; raw feature values.
-    * ``None`` (ours, default): the paper's form with three changes of ours: each feature is
+    * ``None`` (ours, default): the paper's form with these changes of ours: each feature is
       z-scored online; a linear classifier on ``[base features ; auxiliary z-scores ;
       availability flags]`` joins the hedge as an extra expert, always present (ODL's
       classifier on the input: the hedge can fall back to a linear model while the deep
       experts are poor); and the step is AdaGrad's (:class:`auxlab.online._ops.AdaGrad`,
       step size 0.05) instead of SGD's. An absent feature's layer gets a zero gradient, which
       AdaGrad turns into no step, so it stays as it was, as in the other modes.
+      The hedge is the specialist ("sleeping experts") hedge: only the present experts trade
+      weight among themselves, their total kept, so an absent feature's expert keeps its
+      weight and the always-present experts are not crowded out by experts that are
+      discounted only half the time (the papers' masked hedge renormalises over all
+      experts). And the loss is class-balanced (``class_weight``).
 
     A feature never seen before gets a new auxiliary layer, a new expert (weight ``1/N``
     with ``N`` the current number of experts, then renormalised) and ``H`` new columns in
@@ -355,5 +360,29 @@ class AuxNet(HedgedClassifier):
         if code:
             alpha = alpha.clone()
             alpha[present] = abar  # the code writes ᾱ back before the hedge
-        self._alpha = hedge_update(alpha, full_losses, self._beta, float(self.s), present=present)
+        if self._ours:
+            self._alpha = _sleeping_hedge(alpha, losses, present, self._beta, float(self.s))
+        else:
+            self._alpha = hedge_update(
+                alpha, full_losses, self._beta, float(self.s), present=present
+            )
         return out
+
+
+def _sleeping_hedge(
+    alpha: torch.Tensor, losses: torch.Tensor, present: torch.Tensor, beta: float, s: float
+) -> torch.Tensor:
+    """The hedge of our mode: only the present ("awake") experts trade weight among themselves.
+
+    ``αₗ ← max(αₗ β^ℓₗ, s/N)`` for the present experts, then rescaled so that their total
+    is what it was before the step; absent experts keep their weights exactly. This is the
+    specialist ("sleeping experts") form of the hedge (Freund, Schapire, Singer, Warmuth,
+    STOC 1997). The papers' masked hedge renormalises over *all* experts instead, so an
+    expert that is often absent is discounted less often and gains weight over the
+    always-present ones however well they predict.
+    """
+    old = alpha[present]
+    new = torch.clamp(old * beta**losses, min=s / alpha.numel())
+    out = alpha.clone()
+    out[present] = new * (old.sum() / new.sum())
+    return out
