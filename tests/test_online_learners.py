@@ -511,7 +511,8 @@ def test_class_balance_weights_by_hand():
     assert b.counts == [1.0, 2.0]
     three = ClassBalance(3)
     three.observe(2)
-    assert three.weight(2) == pytest.approx(4 / 6) and three.weight(0) == pytest.approx(4 / 3)
+    assert three.weight(2) == pytest.approx(4 / 6)
+    assert three.weight(0) == pytest.approx(4 / 3)
 
 
 def test_online_logistic_balanced_by_hand_for_three_instances():
@@ -559,7 +560,8 @@ def test_balanced_gradients_are_the_unweighted_ones_times_the_class_weight(make)
         ({"a": 0.2, "b": 1.0, "c": -0.5}, False),
     ]
     m = make(None)  # ours: balanced by default
-    assert m._balanced and not make("none")._balanced
+    assert m._balanced
+    assert not make("none")._balanced
     m._ensure()
     opt = "_ada" if isinstance(m, AuxNet) else "_opt"
     for (x, y), w in zip(stream, [1.0, 0.75, 2.0], strict=True):
@@ -579,7 +581,8 @@ def test_balanced_gradients_are_the_unweighted_ones_times_the_class_weight(make)
 def test_class_weight_defaults_by_mode_and_bad_values():
     for cls in (HedgeBackprop, AuxNet, AuxDrop):
         assert cls()._balanced
-        assert not cls(faithful="paper")._balanced and not cls(faithful="code")._balanced
+        assert not cls(faithful="paper")._balanced
+        assert not cls(faithful="code")._balanced
         assert cls(faithful="paper", class_weight="balanced")._balanced
         assert not cls(class_weight="none")._balanced
     with pytest.raises(ValueError, match="class_weight"):
