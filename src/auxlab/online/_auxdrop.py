@@ -78,14 +78,15 @@ class AuxDrop(HedgedClassifier):
       random pool is the non-auxiliary nodes); cross-entropy on softmax outputs (a second
       softmax) for the per-layer losses that drive both the gradients and the hedge; raw
       feature values.
-    * ``None`` (ours, default): the paper's dropout and log-softmax cross-entropy, with four
+    * ``None`` (ours, default): the paper's dropout and log-softmax cross-entropy, with five
       changes of ours: each feature is z-scored online; the AuxLayer reads
       ``[z-scores ; availability flags]`` of the auxiliary features (its flag weights, like
       its value weights, get no gradient while the feature is missing); a linear classifier
       on ``[base features ; z-scores ; flags]`` joins the hedge as an extra expert (the
       first one; ODL's classifier on the input, so the hedge can fall back to a linear
-      model while the deep classifiers are poor); and the step is AdaGrad's
-      (:class:`auxlab.online._ops.AdaGrad`, step size 0.05) instead of SGD's.
+      model while the deep classifiers are poor); the step is AdaGrad's
+      (:class:`auxlab.online._ops.AdaGrad`, step size 0.05) instead of SGD's; and the loss
+      is class-balanced (``class_weight``).
 
     A feature never seen before takes the next free auxiliary node (ours: and two columns of
     the linear expert); once ``aux_units`` are taken, further new features are ignored with

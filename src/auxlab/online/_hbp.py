@@ -39,13 +39,14 @@ class HedgeBackprop(HedgedClassifier):
       layer (none on the input), the step's losses normalised (divided by their sum, then
       min-max scaled to [0, 1]) before ``β^ℓ``, and a constant floor 0.01 instead of ``s/N``.
     * ``None`` (ours, default): the paper's form (classifiers on ``h₀ .. h_L``, cross-entropy
-      on log-softmax) with three changes of ours: each feature is z-scored online; the input
+      on log-softmax) with four changes of ours: each feature is z-scored online; the input
       is ``x = [z-scores ; availability flags]`` (2 columns per feature), so the network,
       and the linear classifier on ``h₀`` in particular, learns from *which* features are
-      present; and the step is AdaGrad's (:class:`auxlab.online._ops.AdaGrad`, step size
-      0.05) instead of SGD's. The classifier on ``h₀`` is a linear model on the same inputs
-      as :class:`OnlineLogistic`, so the hedge can fall back to it while the deep
-      classifiers are still poor.
+      present; the step is AdaGrad's (:class:`auxlab.online._ops.AdaGrad`, step size
+      0.05) instead of SGD's; and the loss is class-balanced (``class_weight``), so the
+      plain argmax is the balanced-accuracy decision. The classifier on ``h₀`` is a linear
+      model on the same inputs as :class:`OnlineLogistic`, so the hedge can fall back to it
+      while the deep classifiers are still poor.
 
     Missing features enter as 0 (after z-scoring, the feature's running mean). A feature
     never seen before gets a new input column (ours: two, value and flag) and a new weight
