@@ -85,6 +85,9 @@ def review_models(name: str, d: int) -> dict[str, object]:
     aux_units = max(100, 5 * d)  # the review's config: about 5 x features
     return {
         "OnlineLogistic": OnlineLogistic(lr=0.1),
+        # The reference with the class-balanced loss that our deep learners' default mode
+        # uses: the like-for-like comparison for the plain-argmax balanced accuracy.
+        "OnlineLogistic(balanced)": OnlineLogistic(lr=0.1, class_weight="balanced"),
         "AuxDrop(code)": AuxDrop(
             6,
             50,

@@ -236,3 +236,18 @@ def test_end_to_end_online_with_two_exits() -> None:
         alphas.append(balancer.state.alpha.clone())
     assert all(torch.isfinite(a).all() for a in alphas)
     assert min(float(a.min()) for a in alphas) >= 0.2 / 2 / (1 + 0.2)  # floor, normalised
+
+
+def test_sleeping_hedge_by_hand_present_experts_keep_their_total():
+    from auxlab.weighting import hedge_update
+
+    alpha = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
+    losses = torch.tensor([0.0, 1.0, float("nan")], dtype=torch.float64)  # absent: ignored
+    present = torch.tensor([True, True, False])
+    new = hedge_update(alpha, losses, beta=0.5, s=0.01, present=present, sleeping=True)
+    # Discount: [0.5, 0.15]; floor 0.01/3 does not bind; rescale to the old total 0.8.
+    expected = [0.5 * 0.8 / 0.65, 0.15 * 0.8 / 0.65, 0.2]
+    assert new.tolist() == pytest.approx(expected, rel=1e-12)
+    assert new[2] == alpha[2]  # the absent expert is untouched, exactly
+    with pytest.raises(ValueError, match="finite losses"):
+        hedge_update(alpha, torch.tensor([0.0, float("inf"), 0.0]), present=present, sleeping=True)

@@ -207,7 +207,8 @@ def test_auxnet_hedge_is_restricted_to_the_present_experts(monkeypatch):
     calls = []
     real = mod.hedge_update
 
-    def spy(alpha, losses, beta, s, present=None):
+    def spy(alpha, losses, beta, s, present=None, sleeping=False):
+        assert not sleeping  # the papers' masked hedge (ours uses the sleeping form)
         calls.append((alpha.clone(), losses.clone(), present.clone()))
         return real(alpha, losses, beta, s, present)
 
@@ -529,3 +530,113 @@ def test_ours_linear_expert_is_in_the_hedge():
     assert len(AuxDrop(4, 8, aux_units=20).alpha) == 1 + 3  # linear + layers 2..4
     assert len(AuxDrop(4, 8, aux_units=20, faithful="code").alpha) == 3
     assert len(AuxNet(1, 1, 8, base_features=1).alpha) == 1 + 1 + 1 + 1
+
+
+def test_class_balance_weights_by_hand():
+    # w_y = (n + K) / (K (c_y + 1)) with the labels before this one: 1, 1, 0 ->
+    # n=0: 2/2 = 1; n=1, c_1=1: 3/4; n=2, c_0=0: 4/2 = 2.
+    from auxlab.online._balance import ClassBalance
+
+    b = ClassBalance(2)
+    assert [b.observe(y) for y in (1, 1, 0)] == [1.0, 0.75, 2.0]
+    assert b.counts == [1.0, 2.0]
+    three = ClassBalance(3)
+    three.observe(2)
+    assert three.weight(2) == pytest.approx(4 / 6)
+    assert three.weight(0) == pytest.approx(4 / 3)
+
+
+def test_online_logistic_balanced_by_hand_for_three_instances():
+    # AdaGrad on the weighted gradient w_t (p - e_y) x from zero weights, by hand. The inputs
+    # [z-score of "a" from the values before ; flag]: (0, 1), then (2-1)/1 = 1 (one value,
+    # std 0 -> 1), then (-1-1.5)/0.5 = -5; the weights of labels 1, 1, 0 are 1, 0.75, 2.
+    stream = [({"a": 1.0}, True), ({"a": 2.0}, True), ({"a": -1.0}, False)]
+    inputs = [[0.0, 1.0], [1.0, 1.0], [-5.0, 1.0]]
+    m = OnlineLogistic(lr=0.5, class_weight="balanced")
+    W, b = np.zeros((2, 2)), np.zeros(2)
+    GW, Gb = np.zeros((2, 2)), np.zeros(2)
+    for (x, y), xv, w in zip(stream, inputs, [1.0, 0.75, 2.0], strict=True):
+        xv = np.array(xv)
+        z = W @ xv + b
+        p = np.exp(z) / np.exp(z).sum()
+        g = w * (p - np.eye(2)[int(y)])
+        gW = np.outer(g, xv)
+        GW += gW**2
+        Gb += g**2
+        W -= 0.5 * gW / (np.sqrt(GW) + 1e-8)
+        b -= 0.5 * g / (np.sqrt(Gb) + 1e-8)
+        m.learn_one(x, y)
+        assert np.allclose(m._W.numpy(), W, atol=1e-5)
+        assert np.allclose(m._b.numpy(), b, atol=1e-5)
+    plain = OnlineLogistic(lr=0.5)
+    for x, y in stream:
+        plain.learn_one(x, y)
+    assert not np.allclose(plain._W.numpy(), W, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda cw: HedgeBackprop(3, 5, class_weight=cw, seed=1),
+        lambda cw: AuxDrop(3, 5, aux_units=20, dropout=0.0, class_weight=cw, seed=1),
+        lambda cw: AuxNet(2, 2, 4, base_features=("a",), class_weight=cw, seed=1),
+    ],
+)
+def test_balanced_gradients_are_the_unweighted_ones_times_the_class_weight(make):
+    # Labels 1, 1, 0: weights 1, 0.75, 2. At each step, a twin in the same state without
+    # weighting gets the gradients divided by w; the hedge discounts by w times the losses.
+    stream = [
+        ({"a": 1.0, "b": 2.0, "c": 0.1}, True),
+        ({"a": 0.5, "b": -1.0, "c": 2.0}, True),
+        ({"a": 0.2, "b": 1.0, "c": -0.5}, False),
+    ]
+    m = make(None)  # ours: balanced by default
+    assert m._balanced
+    assert not make("none")._balanced
+    m._ensure()
+    opt = "_ada" if isinstance(m, AuxNet) else "_opt"
+    for (x, y), w in zip(stream, [1.0, 0.75, 2.0], strict=True):
+        twin = m.clone(include_attributes=True)
+        twin._balance = None
+        seen_m, seen_t = _capture(getattr(m, opt)), _capture(getattr(twin, opt))
+        m.learn_one(x, y)
+        twin.learn_one(x, y)
+        del getattr(m, opt).step  # drop the spy before the next clone
+        for gm, gt in zip(seen_m["g"], seen_t["g"], strict=True):
+            assert torch.allclose(gm, w * gt, atol=1e-6)
+        if w != 1.0:
+            assert not torch.allclose(m.alpha, twin.alpha)
+    assert m._balance.counts == [1.0, 2.0]
+
+
+def test_class_weight_defaults_by_mode_and_bad_values():
+    for cls in (HedgeBackprop, AuxNet, AuxDrop):
+        assert cls()._balanced
+        assert not cls(faithful="paper")._balanced
+        assert not cls(faithful="code")._balanced
+        assert cls(faithful="paper", class_weight="balanced")._balanced
+        assert not cls(class_weight="none")._balanced
+    with pytest.raises(ValueError, match="class_weight"):
+        HedgeBackprop(class_weight="inverse").learn_one({"a": 1.0}, True)
+    with pytest.raises(ValueError, match="class_weight"):
+        OnlineLogistic(class_weight="inverse").learn_one({"a": 1.0}, True)
+
+
+def test_auxnet_ours_sleeping_hedge_keeps_the_absent_experts_weights_and_the_present_total():
+    m = AuxNet(1, 1, 4, base_features=("a",), seed=0)
+    m.learn_one({"a": 1.0, "b": 1.0, "c": 1.0}, True)
+    before = m.alpha
+    m.learn_one({"a": 1.0, "b": 2.0}, False)  # "c" absent
+    after = m.alpha
+    c = len(before) - 2 + m._slot["c"]
+    assert after[c] == before[c]
+    assert float(after.sum()) == pytest.approx(1.0)
+    others = [i for i in range(len(before)) if i != c]
+    assert not torch.allclose(after[others], before[others])
+    # The papers' masked hedge renormalises over every expert, so the absent one moves.
+    p = AuxNet(1, 1, 4, base_features=("a",), faithful="paper", seed=0)
+    p.learn_one({"a": 1.0, "b": 1.0, "c": 1.0}, True)
+    b2 = p.alpha
+    p.learn_one({"a": 1.0, "b": 2.0}, False)
+    c = len(b2) - 2 + p._slot["c"]  # no linear expert in the paper's mode
+    assert p.alpha[c] != b2[c]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from auxlab.online._balance import ClassBalance, resolve_class_weight
 from auxlab.online._base import Faithful, HedgedClassifier
 from auxlab.online._ops import (
     AdaGrad,
@@ -77,14 +78,15 @@ class AuxDrop(HedgedClassifier):
       random pool is the non-auxiliary nodes); cross-entropy on softmax outputs (a second
       softmax) for the per-layer losses that drive both the gradients and the hedge; raw
       feature values.
-    * ``None`` (ours, default): the paper's dropout and log-softmax cross-entropy, with four
+    * ``None`` (ours, default): the paper's dropout and log-softmax cross-entropy, with five
       changes of ours: each feature is z-scored online; the AuxLayer reads
       ``[z-scores ; availability flags]`` of the auxiliary features (its flag weights, like
       its value weights, get no gradient while the feature is missing); a linear classifier
       on ``[base features ; z-scores ; flags]`` joins the hedge as an extra expert (the
       first one; ODL's classifier on the input, so the hedge can fall back to a linear
-      model while the deep classifiers are poor); and the step is AdaGrad's
-      (:class:`auxlab.online._ops.AdaGrad`, step size 0.05) instead of SGD's.
+      model while the deep classifiers are poor); the step is AdaGrad's
+      (:class:`auxlab.online._ops.AdaGrad`, step size 0.05) instead of SGD's; and the loss
+      is class-balanced (``class_weight``).
 
     A feature never seen before takes the next free auxiliary node (ours: and two columns of
     the linear expert); once ``aux_units`` are taken, further new features are ignored with
@@ -109,6 +111,14 @@ class AuxDrop(HedgedClassifier):
         n_classes: ``K``; with 2, labels are booleans (river's convention) or 0/1.
         faithful: ``"paper"``, ``"code"`` or ``None`` (ours).
         seed: Seed of the initialisation and of the dropout draws.
+        class_weight: ``"balanced"``, ``"none"``, or ``None`` for the mode's default:
+            ``"balanced"`` in ours (our choice, not the papers'), ``"none"`` for ``"paper"``
+            and ``"code"``. Balanced: each instance's loss (its gradients and the losses
+            the hedge discounts by) is multiplied by ``(n + K) / (K·(c_y + 1))``, the inverse
+            frequency of its class ``y`` among the ``n`` labels seen before it
+            (:class:`auxlab.online._balance.ClassBalance`), so the learner estimates the
+            posterior under balanced classes and its plain argmax is the balanced-accuracy
+            decision.
 
     Cost per instance: ``O(L·H² + |M|·(n_A + H))`` time; memory is the parameters.
 
@@ -139,6 +149,7 @@ class AuxDrop(HedgedClassifier):
         n_classes: int = 2,
         faithful: Faithful = None,
         seed: int = 0,
+        class_weight: str | None = None,
     ) -> None:
         self.n_layers = n_layers
         self.n_units = n_units
@@ -153,8 +164,13 @@ class AuxDrop(HedgedClassifier):
         self.n_classes = n_classes
         self.faithful = faithful
         self.seed = seed
+        self.class_weight = class_weight
 
     _lr_defaults = (0.05, 0.05)  # the same step in every mode
+
+    @property
+    def _balanced(self) -> bool:
+        return resolve_class_weight(self.class_weight, self._ours, "AuxDrop")
 
     @property
     def alpha(self) -> torch.Tensor:
@@ -208,6 +224,7 @@ class AuxDrop(HedgedClassifier):
         n = len(self._exits) + int(self._linear)
         self._alpha = torch.full((n,), 1.0 / n)
         self._opt = AdaGrad(self._params(), self._lr) if self._ours else None
+        self._balance = ClassBalance(K) if self._balanced else None
 
     def _params(self) -> list[torch.Tensor]:
         # Ours: every trained tensor, in the order of the gradients built by ``_step``.
@@ -294,6 +311,9 @@ class AuxDrop(HedgedClassifier):
         kind: LossKind = "ce_on_softmax" if self.faithful == "code" else "ce"
         probs, losses, G = exit_losses(Z, y, kind)
         out = alpha @ probs
+        if self._balance is not None:
+            w = self._balance.observe(y)
+            losses, G = losses * w, G * w
         G = G * alpha.unsqueeze(1)
         G0 = G[0]
         if self._linear:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from auxlab.online._balance import ClassBalance, resolve_class_weight
 from auxlab.online._base import Faithful, HedgedClassifier
 from auxlab.online._ops import AdaGrad, AdamW, exit_losses, insert_pairs, kaiming_uniform, uniform
 from auxlab.weighting._hedge import hedge_update
@@ -39,13 +40,18 @@ class AuxNet(HedgedClassifier):
       the sum of these losses is minimised with AdamW (weight decay 0.01; a layer of an
       absent feature gets no gradient, so AdamW leaves it alone); ``ᾱ`` is written back
       into ``α`` for the present experts before the hedge; raw feature values.
-    * ``None`` (ours, default): the paper's form with three changes of ours: each feature is
+    * ``None`` (ours, default): the paper's form with these changes of ours: each feature is
       z-scored online; a linear classifier on ``[base features ; auxiliary z-scores ;
       availability flags]`` joins the hedge as an extra expert, always present (ODL's
       classifier on the input: the hedge can fall back to a linear model while the deep
       experts are poor); and the step is AdaGrad's (:class:`auxlab.online._ops.AdaGrad`,
       step size 0.05) instead of SGD's. An absent feature's layer gets a zero gradient, which
       AdaGrad turns into no step, so it stays as it was, as in the other modes.
+      The hedge is the specialist ("sleeping experts") hedge: only the present experts trade
+      weight among themselves, their total kept, so an absent feature's expert keeps its
+      weight and the always-present experts are not crowded out by experts that are
+      discounted only half the time (the papers' masked hedge renormalises over all
+      experts). And the loss is class-balanced (``class_weight``).
 
     A feature never seen before gets a new auxiliary layer, a new expert (weight ``1/N``
     with ``N`` the current number of experts, then renormalised) and ``H`` new columns in
@@ -69,6 +75,14 @@ class AuxNet(HedgedClassifier):
         n_classes: ``K``; with 2, labels are booleans (river's convention) or 0/1.
         faithful: ``"paper"``, ``"code"`` or ``None`` (ours).
         seed: Seed of the initialisation.
+        class_weight: ``"balanced"``, ``"none"``, or ``None`` for the mode's default:
+            ``"balanced"`` in ours (our choice, not the papers'), ``"none"`` for ``"paper"``
+            and ``"code"``. Balanced: each instance's loss (its gradients and the losses
+            the hedge discounts by) is multiplied by ``(n + K) / (K·(c_y + 1))``, the inverse
+            frequency of its class ``y`` among the ``n`` labels seen before it
+            (:class:`auxlab.online._balance.ClassBalance`), so the learner estimates the
+            posterior under balanced classes and its plain argmax is the balanced-accuracy
+            decision.
 
     Cost per instance: ``O((n_b + n_e)·H² + N_A·H²)`` time (the first end layer reads all
     ``(N_A+1)·H`` fused units), ``O(N_A·H²)`` memory.
@@ -99,6 +113,7 @@ class AuxNet(HedgedClassifier):
         n_classes: int = 2,
         faithful: Faithful = None,
         seed: int = 0,
+        class_weight: str | None = None,
     ) -> None:
         self.n_base_layers = n_base_layers
         self.n_end_layers = n_end_layers
@@ -110,6 +125,11 @@ class AuxNet(HedgedClassifier):
         self.n_classes = n_classes
         self.faithful = faithful
         self.seed = seed
+        self.class_weight = class_weight
+
+    @property
+    def _balanced(self) -> bool:
+        return resolve_class_weight(self.class_weight, self._ours, "AuxNet")
 
     @property
     def alpha(self) -> torch.Tensor:
@@ -170,6 +190,7 @@ class AuxNet(HedgedClassifier):
             self._opt = AdamW(self._params(), lr=self._lr)
         elif self._ours:
             self._ada = AdaGrad(self._params(), lr=self._lr)
+        self._balance = ClassBalance(K) if self._balanced else None
 
     def _params(self) -> list[torch.Tensor]:
         # Order matters for AdamW.grow: the row-wise (auxiliary) tensors are 12-15; ours
@@ -266,6 +287,9 @@ class AuxNet(HedgedClassifier):
             probs, losses, G = exit_losses(Z, y, "ce")
             G = G * abar.unsqueeze(1)
         out = abar @ probs
+        if self._balance is not None:
+            w = self._balance.observe(y)
+            losses, G = losses * w, G * w
         Gd, Ga = G[:D], G[Dl:]
         # Backward through the experts.
         gVd = Gd.unsqueeze(2) * Hd.unsqueeze(1)
@@ -328,5 +352,7 @@ class AuxNet(HedgedClassifier):
         alpha = self._alpha
         if code:
             alpha = torch.where(present, abar, alpha)  # the code writes ᾱ back before the hedge
-        self._alpha = hedge_update(alpha, losses, self._beta, float(self.s), present=present)
+        self._alpha = hedge_update(
+            alpha, losses, self._beta, float(self.s), present=present, sleeping=self._ours
+        )
         return out

@@ -99,7 +99,10 @@ def prior_corrected(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
     balanced accuracy when ``p`` is calibrated (the balanced-error Bayes rule; logit
     adjustment, Menon et al., ICLR 2021). It uses only labels already revealed, so it is a
     valid online prediction; our benchmarks report it beside the plain argmax, for every
-    learner alike. Not from the haphazard-input papers.
+    learner alike. Not from the haphazard-input papers. For a learner trained with the
+    class-balanced loss (the deep learners' default mode, ``class_weight="balanced"``), whose
+    probabilities already assume balanced classes, this corrects a second time and
+    over-predicts the minority class: read the plain argmax for those.
 
     Example:
         >>> q = prior_corrected(np.array([1, 1, 0]), np.array([[0.4, 0.6]] * 3))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from auxlab.online._balance import ClassBalance, resolve_class_weight
 from auxlab.online._base import Faithful, HedgedClassifier
 from auxlab.online._ops import (
     AdaGrad,
@@ -38,13 +39,14 @@ class HedgeBackprop(HedgedClassifier):
       layer (none on the input), the step's losses normalised (divided by their sum, then
       min-max scaled to [0, 1]) before ``β^ℓ``, and a constant floor 0.01 instead of ``s/N``.
     * ``None`` (ours, default): the paper's form (classifiers on ``h₀ .. h_L``, cross-entropy
-      on log-softmax) with three changes of ours: each feature is z-scored online; the input
+      on log-softmax) with four changes of ours: each feature is z-scored online; the input
       is ``x = [z-scores ; availability flags]`` (2 columns per feature), so the network,
       and the linear classifier on ``h₀`` in particular, learns from *which* features are
-      present; and the step is AdaGrad's (:class:`auxlab.online._ops.AdaGrad`, step size
-      0.05) instead of SGD's. The classifier on ``h₀`` is a linear model on the same inputs
-      as :class:`OnlineLogistic`, so the hedge can fall back to it while the deep
-      classifiers are still poor.
+      present; the step is AdaGrad's (:class:`auxlab.online._ops.AdaGrad`, step size
+      0.05) instead of SGD's; and the loss is class-balanced (``class_weight``), so the
+      plain argmax is the balanced-accuracy decision. The classifier on ``h₀`` is a linear
+      model on the same inputs as :class:`OnlineLogistic`, so the hedge can fall back to it
+      while the deep classifiers are still poor.
 
     Missing features enter as 0 (after z-scoring, the feature's running mean). A feature
     never seen before gets a new input column (ours: two, value and flag) and a new weight
@@ -62,6 +64,14 @@ class HedgeBackprop(HedgedClassifier):
         n_classes: ``K``; with 2, labels are booleans (river's convention) or 0/1.
         faithful: ``"paper"``, ``"code"`` or ``None`` (ours).
         seed: Seed of the initialisation.
+        class_weight: ``"balanced"``, ``"none"``, or ``None`` for the mode's default:
+            ``"balanced"`` in ours (our choice, not the papers'), ``"none"`` for ``"paper"``
+            and ``"code"``. Balanced: each instance's loss (its gradients and the losses
+            the hedge discounts by) is multiplied by ``(n + K) / (K·(c_y + 1))``, the inverse
+            frequency of its class ``y`` among the ``n`` labels seen before it
+            (:class:`auxlab.online._balance.ClassBalance`), so the learner estimates the
+            posterior under balanced classes and its plain argmax is the balanced-accuracy
+            decision.
 
     Cost per instance: ``O(L·n_units² + d·n_units)`` time, no memory beyond the parameters.
 
@@ -85,6 +95,7 @@ class HedgeBackprop(HedgedClassifier):
         n_classes: int = 2,
         faithful: Faithful = None,
         seed: int = 0,
+        class_weight: str | None = None,
     ) -> None:
         self.n_layers = n_layers
         self.n_units = n_units
@@ -94,6 +105,11 @@ class HedgeBackprop(HedgedClassifier):
         self.n_classes = n_classes
         self.faithful = faithful
         self.seed = seed
+        self.class_weight = class_weight
+
+    @property
+    def _balanced(self) -> bool:
+        return resolve_class_weight(self.class_weight, self._ours, "HedgeBackprop")
 
     @property
     def _input_exit(self) -> bool:
@@ -122,6 +138,7 @@ class HedgeBackprop(HedgedClassifier):
         n = L + int(self._input_exit)
         self._alpha = torch.full((n,), 1.0 / n)
         self._opt = AdaGrad(self._params(), self._lr) if self._ours else None
+        self._balance = ClassBalance(K) if self._balanced else None
 
     def _params(self) -> list[torch.Tensor]:
         return [self._W1, self._W, self._b, self._V, self._c, self._V0, self._c0]
@@ -168,6 +185,9 @@ class HedgeBackprop(HedgedClassifier):
             return alpha @ torch.log_softmax(Z, -1).exp()  # as exit_losses: same bits
         probs, losses, G = exit_losses(Z, y, "ce")
         out = alpha @ probs
+        if self._balance is not None:
+            w = self._balance.observe(y)
+            losses, G = losses * w, G * w
         G = G * alpha.unsqueeze(1)
         lr = self._lr
         G0 = G[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from auxlab.online._balance import ClassBalance, resolve_class_weight
 from auxlab.online._base import OnlineClassifier
 from auxlab.online._ops import adagrad_step
 
@@ -25,6 +26,9 @@ class OnlineLogistic(OnlineClassifier):
         eps: AdaGrad's ε (1e-8).
         n_classes: ``K``; with 2, labels are booleans (river's convention) or 0/1.
         seed: Unused (the model is deterministic); kept for a uniform interface.
+        class_weight: ``"none"`` (default: the reference row stays plain logistic regression)
+            or ``"balanced"``, the class-balanced loss of the deep learners' default mode
+            (:class:`auxlab.online._balance.ClassBalance`), for a like-for-like comparison.
 
     Cost per instance: ``O(K·d)``.
 
@@ -40,12 +44,18 @@ class OnlineLogistic(OnlineClassifier):
     faithful = None
 
     def __init__(
-        self, lr: float = 0.1, eps: float = 1e-8, n_classes: int = 2, seed: int = 0
+        self,
+        lr: float = 0.1,
+        eps: float = 1e-8,
+        n_classes: int = 2,
+        seed: int = 0,
+        class_weight: str = "none",
     ) -> None:
         self.lr = lr
         self.eps = eps
         self.n_classes = n_classes
         self.seed = seed
+        self.class_weight = class_weight
 
     @property
     def _is_stochastic(self) -> bool:
@@ -57,6 +67,8 @@ class OnlineLogistic(OnlineClassifier):
         self._b = torch.zeros(K)
         self._GW = torch.zeros(K, 0)
         self._Gb = torch.zeros(K)
+        balanced = resolve_class_weight(self.class_weight, False, "OnlineLogistic")
+        self._balance = ClassBalance(K) if balanced else None
 
     def _grow(self, n_new: int) -> int:
         K, n = int(self.n_classes), self._W.shape[1] // 2
@@ -79,6 +91,8 @@ class OnlineLogistic(OnlineClassifier):
             return p
         g = p.clone()
         g[y] -= 1.0
+        if self._balance is not None:
+            g *= self._balance.observe(y)
         grads = [torch.outer(g, x), g]
         adagrad_step(
             [self._W, self._b], grads, [self._GW, self._Gb], float(self.lr), float(self.eps)

@@ -34,6 +34,7 @@ def hedge_update(
     beta: float = 0.99,
     s: float = 0.2,
     present: torch.Tensor | None = None,
+    sleeping: bool = False,
 ) -> torch.Tensor:
     """One hedge step on the expert weights ``alpha``; returns the new weights.
 
@@ -61,6 +62,13 @@ def hedge_update(
     * ODL asks for losses in (0, 1); larger losses (e.g. a cross-entropy above 1) only
       discount the expert more.
 
+    With ``sleeping=True`` the present experts trade weight only among themselves: after
+    the discount and the floor, their weights are rescaled to the total they had before the
+    step, and the absent experts keep theirs exactly. This is the specialist ("sleeping
+    experts") hedge of Freund, Schapire, Singer and Warmuth (STOC 1997). With the masked
+    rule above an expert that is often absent is discounted less often, so it gains weight
+    over the always-present ones however well they predict; Aux-Net's default in our mode.
+
     Args:
         alpha: ``(N,)`` current weights of the ``N`` experts, ``>= 0`` (normally summing to 1).
         losses: ``(N,)`` this step's loss of each expert, ``>= 0`` where present; entries of
@@ -68,6 +76,7 @@ def hedge_update(
         beta: Discount ``β`` in (0, 1); the papers use 0.99.
         s: Smoothing ``s`` in (0, 1): no weight falls below ``s/N`` before normalisation.
         present: Optional ``(N,)`` boolean mask of the experts present at this step.
+        sleeping: Renormalise among the present experts only (see above).
 
     Returns:
         The new weights, a new tensor of ``alpha``'s dtype and device, summing to 1. If no
@@ -115,8 +124,12 @@ def hedge_update(
         )
     # β^ℓ as exp(ℓ·log β): a huge loss gives exactly 0 (then the floor), never NaN.
     new = torch.clamp(alpha * torch.exp(used * math.log(beta)), min=float(s) / n)
-    if present is not None:
-        new = torch.where(mask, new, alpha)
+    if present is None:
+        return new / new.sum()
+    if sleeping:
+        kept = torch.where(mask, alpha, 0.0).sum() / torch.where(mask, new, 0.0).sum()
+        return torch.where(mask, new * kept, alpha)
+    new = torch.where(mask, new, alpha)
     return new / new.sum()
 
 
