@@ -337,10 +337,10 @@ class AuxDrop(HedgedClassifier):
             g_pre = torch.ops.aten.threshold_backward(g_h, hs[layer], 0.0)  # ReLU's backward
             if layer == z:
                 g_pre = g_pre.mul_(mask)
-            gW[i] = torch.outer(g_pre, hs[layer - 1])
+            gW[i] = torch.outer(g_pre, hs[layer - 1], out=self._buffer(f"gW{i}", Ws[i].shape))
             gb[i] = g_pre
             if layer == z:
-                g_aux = torch.outer(g_pre, xa)
+                g_aux = torch.outer(g_pre, xa, out=self._buffer("g_aux", self._Wz_aux.shape))
             g_up = Ws[i].T @ g_pre if layer > 1 else None
         if self._opt is not None:
             if not g_aux.numel():

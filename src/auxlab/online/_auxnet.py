@@ -325,7 +325,7 @@ class AuxNet(HedgedClassifier):
             Gpb[1:],
             torch.outer(gpm, hb[-1]),
             gpm,
-            torch.outer(Gpe[0], uf),
+            torch.outer(Gpe[0], uf, out=self._buffer("gWe1", self._We1.shape)),
             Gpe[0],
             Gpe[1:].unsqueeze(2) * torch.stack(he[:-1]).unsqueeze(1)
             if ne > 1

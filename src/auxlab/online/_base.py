@@ -120,7 +120,7 @@ class OnlineClassifier:
         twin = type(self)(**params)
         if include_attributes:
             for k, v in self.__dict__.items():
-                if k not in params:
+                if k not in params and k not in ("_cache", "_buffers"):
                     twin.__dict__[k] = copy.deepcopy(v)
         return twin
 
@@ -192,8 +192,22 @@ class OnlineClassifier:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state.pop("_cache", None)  # caches are rebuilt on demand
+        state.pop("_cache", None)  # caches and scratch buffers are rebuilt on demand
+        state.pop("_buffers", None)
         return state
+
+    def _buffer(self, name: str, shape: tuple[int, ...]) -> torch.Tensor:
+        """A reusable scratch tensor (contents undefined) for a large per-instance result.
+
+        A fresh tensor of more than a few hundred kB comes from the system fresh every time
+        (and is zeroed page by page): for a gradient the size of Aux-Drop's AuxLayer that
+        costs ~3x the multiplication that fills it. Not pickled, not copied by ``clone``.
+        """
+        bufs = self.__dict__.setdefault("_buffers", {})
+        buf = bufs.get(name)
+        if buf is None or tuple(buf.shape) != tuple(shape):
+            buf = bufs[name] = torch.empty(shape)
+        return buf
 
     # -- labels ------------------------------------------------------------------------------
     def _label_index(self, y: Any) -> int:
@@ -438,30 +452,35 @@ class OnlineClassifier:
                 known[j] = self._known(name)
 
         refresh()
-        for lo in range(0, n, _CHUNK):
-            hi = min(lo + _CHUNK, n)
-            inputs = _ChunkInputs(self, X[lo:hi], m[lo:hi], col_slot, col_base)
-            XA, MA, XB = inputs.tensors(col_slot, col_base)
-            for i in range(hi - lo):
-                t = lo + i
-                new = m[t] & ~known
-                if new.any():
-                    # Predict as the dict path does (unseen features ignored), register them,
-                    # then learn with their slots.
-                    with torch.inference_mode():
-                        out[t] = self._step(XB[i], XA[i], MA[i], None)
-                    self._register([names[j] for j in np.flatnonzero(new)])
-                    refresh()
-                    XA, MA, XB = inputs.tensors(col_slot, col_base)
-                    with torch.inference_mode():
-                        self._step(XB[i], XA[i], MA[i], targets[t])
-                else:
-                    with torch.inference_mode():
-                        out[t] = self._step(XB[i], XA[i], MA[i], targets[t])
-                self._n_seen += 1
-                if progress is not None and (t + 1) % 256 == 0:
-                    progress(t + 1)
-            inputs.commit(col_slot, col_base)
+        step = self._step
+        with torch.inference_mode():
+            for lo in range(0, n, _CHUNK):
+                hi = min(lo + _CHUNK, n)
+                mb = m[lo:hi]
+                inputs = _ChunkInputs(self, X[lo:hi], mb, col_slot, col_base)
+                XA, MA, XB = inputs.tensors(col_slot, col_base)
+                # The rows that bring features not known yet (rare: a feature's first row).
+                pending = np.flatnonzero((mb & ~known).any(axis=1))
+                next_new = int(pending[0]) if pending.size else -1
+                for i in range(hi - lo):
+                    t = lo + i
+                    if i == next_new:
+                        # Predict as the dict path does (unseen features ignored), register
+                        # them, then learn with their slots.
+                        new = mb[i] & ~known
+                        out[t] = step(XB[i], XA[i], MA[i], None)
+                        self._register([names[j] for j in np.flatnonzero(new)])
+                        refresh()
+                        XA, MA, XB = inputs.tensors(col_slot, col_base)
+                        step(XB[i], XA[i], MA[i], targets[t])
+                        later = np.flatnonzero((mb[i + 1 :] & ~known).any(axis=1))
+                        next_new = int(later[0]) + i + 1 if later.size else -1
+                    else:
+                        out[t] = step(XB[i], XA[i], MA[i], targets[t])
+                    self._n_seen += 1
+                    if progress is not None and (t + 1) % 256 == 0:
+                        progress(t + 1)
+                inputs.commit(col_slot, col_base)
         if progress is not None:
             progress(n)
         q = out.numpy().astype(np.float64)
