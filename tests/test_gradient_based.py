@@ -635,7 +635,7 @@ def test_upgrad_without_conflict_is_the_preference_weighted_sum() -> None:
 def test_upgrad_solver_failure_warns(monkeypatch: pytest.MonkeyPatch) -> None:
     import auxlab.weighting._gramian as gramian_module
 
-    monkeypatch.setattr(gramian_module, "dual_cone_weights", lambda g, u: (u, False))
+    monkeypatch.setattr(gramian_module, "dual_cone_weights", lambda g, u, factor=None: (u, False))
     with pytest.warns(SolverWarning, match="UPGrad"):
         d, _ = _update(UPGrad(), _signals(_random_grads(0)))
     assert d.shared_weights == pytest.approx(dict.fromkeys(TASKS, 1 / 3))

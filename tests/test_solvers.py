@@ -305,3 +305,22 @@ def test_cagrad_origin_in_hull_is_not_mistaken_for_the_root() -> None:
     g0 = float(j.mean())
     best = float(np.min(gw * g0 + c * abs(g0) * np.abs(gw)))
     assert _check_cagrad_certificate(j, c, coef) == pytest.approx(best, abs=1e-9)
+
+
+def test_dual_cone_weights_with_a_shared_factor_equal_the_one_off_solves():
+    from auxlab.weighting._solvers import dual_cone_factor, dual_cone_weights
+
+    rng = np.random.default_rng(3)
+    jac = rng.normal(size=(5, 12))
+    jac[1] = -0.7 * jac[0] + 0.2 * jac[1]  # a conflicting pair, so some projections bind
+    gram = jac @ jac.T
+    factor = dual_cone_factor(gram)
+    for i in range(5):
+        u = np.zeros(5)
+        u[i] = 0.2
+        v_alone, ok_alone = dual_cone_weights(gram, u)
+        v_shared, ok_shared = dual_cone_weights(gram, u, factor)
+        assert ok_alone
+        assert ok_shared
+        np.testing.assert_array_equal(v_shared, v_alone)
+        assert np.all(gram @ v_shared >= -1e-9)  # in the dual cone

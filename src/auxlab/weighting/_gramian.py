@@ -36,6 +36,7 @@ from auxlab.weighting._solvers import (
     Array,
     SolverWarning,
     cagrad_weights,
+    dual_cone_factor,
     dual_cone_weights,
     gramian64,
     input_eps,
@@ -1070,10 +1071,11 @@ class UPGrad(Strategy):
         t = gram.shape[0]
         total = np.zeros(t)
         failed = False
+        factor = dual_cone_factor(gram)  # one factorisation for the T projections
         for i in range(t):
             u = np.zeros(t)
             u[i] = pref[i]
-            v, ok = dual_cone_weights(gram, u)
+            v, ok = dual_cone_weights(gram, u, factor)
             failed |= not ok
             total += v
         if failed:

@@ -29,6 +29,7 @@ import torch
 __all__ = [
     "SolverWarning",
     "cagrad_weights",
+    "dual_cone_factor",
     "dual_cone_weights",
     "gramian64",
     "input_eps",
@@ -212,26 +213,40 @@ def min_norm_weights(gram: Array, rtol: float = 1e-12) -> tuple[Array, bool]:
     return alpha, ok
 
 
-def dual_cone_weights(gram: Array, u: Array) -> tuple[Array, bool]:
+def dual_cone_weights(
+    gram: Array, u: Array, factor: tuple[float, Array] | None = None
+) -> tuple[Array, bool]:
     """Weights ``v`` of the projection of ``Jᵀu`` onto the dual cone ``{x : J x >= 0}``.
 
     By Proposition 1 of Quinton & Rey (2024) the projection is ``Jᵀv`` with ``v`` solving
     ``min vᵀ G v`` subject to ``v >= u``. Writing ``v = u + z`` with ``z >= 0`` and ``G = RᵀR``
     turns it into the NNLS problem ``min_{z>=0} ||R z + R u||``.
 
+    Args:
+        gram: The Gramian ``G``.
+        u: The lower bound.
+        factor: ``(scale, R)`` from :func:`dual_cone_factor`, to share one factorisation
+            among several projections with the same Gramian (UPGrad makes ``T`` of them).
+
     Returns:
         ``v`` and whether the solver converged. A zero Gramian gives ``v = u``.
     """
-    scale = _scale(gram)
+    scale, r = dual_cone_factor(gram) if factor is None else factor
     if scale == 0.0:
         return u.copy(), True
-    g = gram / scale
-    r = psd_factor(g)
     z, ok = nnls(r, -(r @ u))
     v = u + z
     # The projected vector must have a non-negative inner product with every gradient.
-    ok = ok and bool(np.all(g @ v >= -1e-9 * max(1.0, float(np.abs(v).max()))))
+    ok = ok and bool(np.all((gram / scale) @ v >= -1e-9 * max(1.0, float(np.abs(v).max()))))
     return v, ok
+
+
+def dual_cone_factor(gram: Array) -> tuple[float, Array]:
+    """``(scale, R)`` with ``RᵀR = G / scale``, for :func:`dual_cone_weights` (0 if ``G = 0``)."""
+    scale = _scale(gram)
+    if scale == 0.0:
+        return 0.0, np.zeros((0, gram.shape[0]))
+    return scale, psd_factor(gram / scale)
 
 
 def nash_weights(gram: Array, max_iter: int = 100, tol: float = 1e-10) -> tuple[Array, bool]:
