@@ -428,9 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--rounds", type=int, help="timed rounds (default 30, quick 8)")
     p.add_argument("--strategies", help="comma-separated names (default: all registered)")
-    p.add_argument(
-        "--models", help="comma-separated: mlp2,mlp3,mlp10,headline[,resnet2,resnet10]"
-    )
+    p.add_argument("--models", help="comma-separated: mlp2,mlp3,mlp10,headline[,resnet2,resnet10]")
     p.add_argument("--no-peers", action="store_true", help="skip LibMTL and TorchJD")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch.set_num_threads (default: as is)")
