@@ -281,7 +281,17 @@ def summarise_files(paths: list[Path]) -> str:
     out = []
     review = [r for r in records if r["benchmark"] == "review"]
     if review:
-        labels = sorted({r["implementation"] for r in review})
+        order = [
+            "OnlineLogistic",
+            "OnlineLogistic(balanced)",
+            "HedgeBackprop(ours)",
+            "AuxDrop(ours)",
+            "AuxNet(ours)",
+            "AuxDrop(code)",
+            "AuxNet(code)",
+        ]
+        found = {r["implementation"] for r in review}
+        labels = [x for x in order if x in found] + sorted(found - set(order))
         cells: dict[tuple, list[float]] = {}
         for r in review:
             key = (r["dataset"], r["p"], r["implementation"])
