@@ -183,7 +183,7 @@ class AdamW:
 
 
 class AdaGrad:
-    """Per-coordinate AdaGrad on a list of tensors, in three multi-tensor operations.
+    """Per-coordinate AdaGrad on a list of tensors (:func:`adagrad_step`).
 
     ``G ← G + g²``, ``p ← p − η g / (√G + ε)``. A coordinate whose gradient is 0 does not move
     (no momentum), so the weights of an absent feature stay exactly as they were, as with
