@@ -305,7 +305,7 @@ class AuxNet(HedgedClassifier):
         gpe.reverse()
         gu = torch.mv(self._We1.T, gpe[0])
         # Middle and auxiliary layers (an absent row has a = 0, hence gradient 0).
-        gpm = relu_grad(torch.add(gHd[nb], gu[:H], alpha=gamma_m), m, 0.0)
+        gpm = relu_grad(gHd[nb] + gu[:H] * gamma_m, m, 0.0)
         gpa = relu_grad(torch.addcmul(ga, gu[H:].view(-1, H), gamma_a), a, 0.0)
         gWa = gpa * x1
         # Base layers, top down.

@@ -124,7 +124,8 @@ class AdamW:
         """One step; ``rows[i]`` restricts tensor ``i`` to those rows (gradients given for them)."""
         b1, b2 = self.betas
         fused: list[int] = []
-        if _FUSED_ADAMW is not None and self.params and self.params[0].device.type == "cpu":
+        kernel = _FUSED_ADAMW
+        if kernel is not None and self.params and self.params[0].device.type == "cpu":
             # Tensors stepped whole: PyTorch's fused AdamW kernel, one pass per tensor (the
             # arithmetic of torch.optim.AdamW(fused=True)); their step count is row 0's.
             fused = [
@@ -132,10 +133,10 @@ class AdamW:
                 for i, p in enumerate(self.params)
                 if (rows is None or rows.get(i) is None) and p.numel() and self.steps[i].numel()
             ]
-        if fused:
+        if kernel is not None and fused:
             steps = [self.steps[i] for i in fused]
             torch._foreach_add_(steps, 1.0)
-            _FUSED_ADAMW(
+            kernel(
                 [self.params[i] for i in fused],
                 [grads[i] for i in fused],
                 [self.m[i] for i in fused],
