@@ -356,6 +356,9 @@ def main() -> None:
     ap.add_argument("--models", nargs="*", help="substrings of model labels to run")
     ap.add_argument("--protocol", choices=["review", "auxdrop", "both"], default="both")
     ap.add_argument("--seeds", type=int, help="number of seeds (default 5; --quick 1)")
+    ap.add_argument(
+        "--first-seed", type=int, default=0, help="seeds first..first+n-1 (to add seeds to a run)"
+    )
     ap.add_argument("--ps", type=float, nargs="*", help="availability p (default .25 .5 .75)")
     ap.add_argument(
         "--summarise", type=Path, nargs="+", metavar="JSON", help="print tables of saved runs"
@@ -383,6 +386,7 @@ def main() -> None:
         ps, seeds = [0.25, 0.5, 0.75], [0, 1, 2, 3, 4]
     if args.seeds:
         seeds = list(range(args.seeds))
+    seeds = [args.first_seed + k for k in seeds]
     if args.ps:
         ps = args.ps
     records: list[dict] = []
