@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from auxlab.online._balance import ClassBalance, resolve_class_weight
+from auxlab.online._balance import ClassBalance
 from auxlab.online._base import Faithful, HedgedClassifier
 from auxlab.online._ops import (
     AdaGrad,
@@ -111,14 +111,11 @@ class AuxDrop(HedgedClassifier):
         n_classes: ``K``; with 2, labels are booleans (river's convention) or 0/1.
         faithful: ``"paper"``, ``"code"`` or ``None`` (ours).
         seed: Seed of the initialisation and of the dropout draws.
-        class_weight: ``"balanced"``, ``"none"``, or ``None`` for the mode's default:
-            ``"balanced"`` in ours (our choice, not the papers'), ``"none"`` for ``"paper"``
-            and ``"code"``. Balanced: each instance's loss (its gradients and the losses
-            the hedge discounts by) is multiplied by ``(n + K) / (K·(c_y + 1))``, the inverse
-            frequency of its class ``y`` among the ``n`` labels seen before it
-            (:class:`auxlab.online._balance.ClassBalance`), so the learner estimates the
-            posterior under balanced classes and its plain argmax is the balanced-accuracy
-            decision.
+        class_weight: ``"balanced"``, ``"none"``, or ``None`` for the mode's default
+            (``"balanced"`` in ours, our choice; ``"none"`` for ``"paper"`` and ``"code"``).
+            Balanced multiplies each instance's loss, its gradients and the losses the hedge
+            discounts by, by the inverse frequency of its class among the labels seen
+            before it (:class:`auxlab.online._balance.ClassBalance`).
 
     Cost per instance: ``O(L·H² + |M|·(n_A + H))`` time; memory is the parameters.
 
@@ -167,10 +164,6 @@ class AuxDrop(HedgedClassifier):
         self.class_weight = class_weight
 
     _lr_defaults = (0.05, 0.05)  # the same step in every mode
-
-    @property
-    def _balanced(self) -> bool:
-        return resolve_class_weight(self.class_weight, self._ours, "AuxDrop")
 
     @property
     def alpha(self) -> torch.Tensor:

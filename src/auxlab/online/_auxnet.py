@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from auxlab.online._balance import ClassBalance, resolve_class_weight
+from auxlab.online._balance import ClassBalance
 from auxlab.online._base import Faithful, HedgedClassifier
 from auxlab.online._ops import AdaGrad, AdamW, exit_losses, insert_pairs, kaiming_uniform, uniform
 from auxlab.weighting._hedge import hedge_update
@@ -75,14 +75,11 @@ class AuxNet(HedgedClassifier):
         n_classes: ``K``; with 2, labels are booleans (river's convention) or 0/1.
         faithful: ``"paper"``, ``"code"`` or ``None`` (ours).
         seed: Seed of the initialisation.
-        class_weight: ``"balanced"``, ``"none"``, or ``None`` for the mode's default:
-            ``"balanced"`` in ours (our choice, not the papers'), ``"none"`` for ``"paper"``
-            and ``"code"``. Balanced: each instance's loss (its gradients and the losses
-            the hedge discounts by) is multiplied by ``(n + K) / (K·(c_y + 1))``, the inverse
-            frequency of its class ``y`` among the ``n`` labels seen before it
-            (:class:`auxlab.online._balance.ClassBalance`), so the learner estimates the
-            posterior under balanced classes and its plain argmax is the balanced-accuracy
-            decision.
+        class_weight: ``"balanced"``, ``"none"``, or ``None`` for the mode's default
+            (``"balanced"`` in ours, our choice; ``"none"`` for ``"paper"`` and ``"code"``).
+            Balanced multiplies each instance's loss, its gradients and the losses the hedge
+            discounts by, by the inverse frequency of its class among the labels seen
+            before it (:class:`auxlab.online._balance.ClassBalance`).
 
     Cost per instance: ``O((n_b + n_e)·H² + N_A·H²)`` time (the first end layer reads all
     ``(N_A+1)·H`` fused units), ``O(N_A·H²)`` memory.
@@ -126,10 +123,6 @@ class AuxNet(HedgedClassifier):
         self.faithful = faithful
         self.seed = seed
         self.class_weight = class_weight
-
-    @property
-    def _balanced(self) -> bool:
-        return resolve_class_weight(self.class_weight, self._ours, "AuxNet")
 
     @property
     def alpha(self) -> torch.Tensor:

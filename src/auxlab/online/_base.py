@@ -39,6 +39,8 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import torch
 
+from auxlab.online._balance import resolve_class_weight
+
 #: Rows per block of the array path (bounds its memory: a few float64 copies of a block).
 _CHUNK = 4096
 
@@ -639,12 +641,18 @@ class HedgedClassifier(OnlineClassifier):
     faithful: Faithful
     lr: float | None
     beta: float | None
+    class_weight: str | None
     #: Learning rate when ``lr`` is None: (our mode, the papers' modes).
     _lr_defaults: ClassVar[tuple[float, float]] = (0.05, 0.01)
 
     @property
     def _ours(self) -> bool:
         return self.faithful is None
+
+    @property
+    def _balanced(self) -> bool:
+        # The class-balanced loss: ``class_weight=None`` takes the mode's default (ours: on).
+        return resolve_class_weight(self.class_weight, self._ours, type(self).__name__)
 
     @property
     def _lr(self) -> float:
