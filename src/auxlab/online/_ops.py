@@ -242,11 +242,12 @@ def adagrad_step(
     torch._foreach_addcdiv_(params, grads, denom, value=-lr)
 
 
-_FUSED_ADAMW = getattr(torch, "_fused_adamw_", None)
-# PyTorch's fused AdaGrad (what ``torch.optim.Adagrad(fused=True)`` calls); a private
-# function, so looked up once and used only when present. With ``lr_decay=0`` the step
-# count it reads does not change the step; one constant tensor serves every parameter.
+# PyTorch's fused AdaGrad and AdamW kernels (what ``torch.optim.Adagrad/AdamW(fused=True)``
+# call); private functions, so looked up once and used only when present. With
+# ``lr_decay=0`` the step count AdaGrad's kernel reads does not change the step; one
+# constant tensor serves every parameter.
 _FUSED_ADAGRAD = getattr(torch, "_fused_adagrad_", None)
+_FUSED_ADAMW = getattr(torch, "_fused_adamw_", None)
 _STEP_ONE = torch.ones(())
 
 
