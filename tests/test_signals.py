@@ -193,3 +193,84 @@ def test_a_written_gradient_is_not_reused_on_later_batches():
     expected = hand_grads(net, {"main": 1.0, "aux": 1.0})
     for n, p in net.named_parameters():
         torch.testing.assert_close(p.grad, expected[n], rtol=1e-5, atol=1e-7, msg=n)
+
+
+# -- TaskGrads: the Gramian and the combination without the flat (T, d) copy ---------------
+
+
+def _task_grads_setting(tasks: int, seed: int = 0):
+    """Per-task gradient rows on three parameters; task 1 does not reach the second one."""
+    g = torch.Generator().manual_seed(seed)
+    params = [torch.zeros(4, 3), torch.zeros(5), torch.zeros(2, 2, 2)]
+    rows = []
+    for t in range(tasks):
+        row = [torch.randn(p.shape, generator=g) for p in params]
+        if t == 1:
+            row[1] = None
+        rows.append(row)
+    dense = [
+        [torch.zeros_like(p) if x is None else x for x, p in zip(row, params, strict=True)]
+        for row in rows
+    ]
+    flat = torch.stack([torch.cat([x.reshape(-1) for x in row]) for row in dense])
+    return params, rows, flat
+
+
+@pytest.mark.parametrize("tasks", [1, 2, 3, 5])
+def test_task_grads_rows_match_the_flat_matrix(tasks):
+    from auxlab.signals import TaskGrads
+
+    params, rows, flat = _task_grads_setting(tasks)
+    before = [[None if x is None else x.clone() for x in row] for row in rows]
+    coef = [0.5 - 0.3 * t for t in range(tasks)]
+    # The Gramian and combination straight from the rows (dot products up to three tasks)...
+    direct = TaskGrads(params, rows=rows)
+    gram = direct.gramian()
+    parts = direct.combine(coef)
+    torch.testing.assert_close(gram, flat @ flat.T)
+    assert gram.shape == (tasks, tasks)
+    assert torch.equal(gram, gram.T)
+    expected = torch.tensor(coef) @ flat
+    torch.testing.assert_close(torch.cat([x.reshape(-1) for x in parts]), expected)
+    assert [x.shape for x in parts] == [p.shape for p in params]
+    # ...and after the flat copy was made.
+    copied = TaskGrads(params, rows=rows)
+    torch.testing.assert_close(copied.flat(), flat, rtol=0, atol=0)
+    torch.testing.assert_close(copied.gramian(), flat @ flat.T)
+    torch.testing.assert_close(torch.cat([x.reshape(-1) for x in copied.combine(coef)]), expected)
+    # The combination never writes into autograd's own tensors.
+    for row, kept in zip(rows, before, strict=True):
+        for x, y in zip(row, kept, strict=True):
+            assert (x is None and y is None) or torch.equal(x, y)
+    assert direct.nonzero_rows() == [True] * tasks
+
+
+def test_task_grads_blocks_match_the_flat_matrix():
+    from auxlab.signals import TaskGrads
+
+    params, rows, flat = _task_grads_setting(3)
+    blocks = [
+        torch.stack([torch.zeros_like(p) if row[k] is None else row[k] for row in rows])
+        for k, p in enumerate(params)
+    ]
+    blocks[2] = None  # a parameter no task reaches
+    flat[:, 17:] = 0
+    tg = TaskGrads(params, blocks=blocks)
+    torch.testing.assert_close(tg.gramian(), flat @ flat.T)
+    coef = [1.0, -2.0, 0.25]
+    combined = torch.cat([x.reshape(-1) for x in tg.combine(coef)])
+    torch.testing.assert_close(combined, torch.tensor(coef) @ flat)
+    torch.testing.assert_close(tg.flat(), flat, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="2 coefficients for 3 tasks"):
+        tg.combine([1.0, 2.0])
+    with pytest.raises(ValueError, match="exactly one"):
+        TaskGrads(params)
+
+
+def test_blocked_gramian_equals_one_product():
+    from auxlab.signals import gramian
+
+    g = torch.randn(10, 70_001, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    torch.testing.assert_close(gramian(g), g @ g.T)
+    small = g[:, :100]
+    torch.testing.assert_close(gramian(small), small @ small.T)

@@ -24,7 +24,7 @@ from torch import nn
 from auxlab._errors import NonFiniteLossError, TaskMismatchError
 from auxlab._layerwise import LayerwiseGramian
 from auxlab.objective import check_same_tasks
-from auxlab.signals import GradientEngine, Mode, gramian, graph_leaves, representation_grads
+from auxlab.signals import GradientEngine, Mode, graph_leaves, representation_grads
 from auxlab.weighting import (
     Decision,
     FixedWeights,
@@ -352,6 +352,7 @@ class Balancer:
         needs = self.strategy.needs
         refresh = self._last is None or self.step % self.every == 0
         grads = gram = rep = None
+        task_grads = None  # the per-task gradients, when computed this step
         layerwise = None  # the LayerwiseGramian, when it computed this step's Gramian
         way, start = "", 0.0  # the way timed at this step, if any
         counts: dict[str, int] = {}
@@ -369,9 +370,11 @@ class Balancer:
                     else:
                         layerwise = self._layerwise
                 if gram is None:
-                    grads = self._engine(ordered, self.shared, self.tasks)
+                    task_grads = self._engine.task_grads(ordered, self.shared, self.tasks)
+                    if Need.GRADS in needs:
+                        grads = task_grads.flat()
                     if Need.GRAMIAN in needs:
-                        gram = gramian(grads)
+                        gram = task_grads.gramian()
             if Need.REP_GRADS in needs:
                 if representation is None:
                     raise ValueError(
@@ -438,24 +441,28 @@ class Balancer:
                 g = combined.get(id(p))
                 g = torch.zeros_like(p) if g is None else g.view_as(p).to(p.dtype)
                 p.grad = g if p.grad is None else p.grad + g
-        elif grads is not None or layerwise is not None:
+        elif task_grads is not None:
             # The per-task gradients on the shared block are known: write their combination
             # there, and backpropagate the weighted sum into everything else only (heads,
             # learnable weights), so the trunk is traversed T times in all, not T + 1.
+            parts = None
             if decision.shared_grad is not None:
-                shared_grad = decision.shared_grad
+                self._check_shared_grad(decision.shared_grad)
             else:
-                assert grads is not None
                 c = coef if coef is not None else weights
-                vec = torch.tensor([float(c[t]) for t in self.tasks], dtype=grads.dtype)
-                shared_grad = vec.to(grads.device) @ grads
-            self._check_shared_grad(shared_grad)
+                parts = task_grads.combine([float(c[t]) for t in self.tasks])
             shared_ids = {id(p) for p in self.shared}
             others = [p for p in graph_leaves(total) if id(p) not in shared_ids]
             if others:
                 torch.autograd.backward(total, inputs=others)
-            owned = decision.shared_grad is None
-            self._write_shared(shared_grad, [p.grad for p in self.shared], owned)
+            if parts is None:
+                assert decision.shared_grad is not None
+                self._write_shared(decision.shared_grad, [p.grad for p in self.shared])
+            else:
+                for p, g in zip(self.shared, parts, strict=True):
+                    # Fresh tensors of our own combination: safe to hand over as they are.
+                    g = g.to(p.dtype)
+                    p.grad = g if p.grad is None else p.grad + g
         elif decision.shared_grad is not None:
             self._check_shared_grad(decision.shared_grad)
             before = [p.grad.clone() if p.grad is not None else None for p in self.shared]
@@ -507,17 +514,14 @@ class Balancer:
                 f"a flat vector of length {size}."
             )
 
-    def _write_shared(
-        self, flat: torch.Tensor, before: Sequence[torch.Tensor | None], owned: bool = False
-    ) -> None:
+    def _write_shared(self, flat: torch.Tensor, before: Sequence[torch.Tensor | None]) -> None:
         offset = 0
         for p, prev in zip(self.shared, before, strict=True):
             n = p.numel()
             g = flat[offset : offset + n].view_as(p).to(p.dtype)
-            # A view of a vector we combined ourselves is safe to hand over (it is fresh at
-            # every step); a strategy's own vector is copied, since it may keep it in state.
+            # A strategy's own vector is copied, since it may keep it in state.
             if prev is None:
-                p.grad = g if owned else g.clone()
+                p.grad = g.clone()
             else:
                 p.grad = prev + g
             offset += n
