@@ -90,11 +90,26 @@ def test_engine_modes_equal_the_loop_of_autograd_grad(mode):
 def test_auto_mode_measures_then_chooses():
     net = Net()
     engine = GradientEngine("auto")
-    for _ in range(5):
+    for call in range(6):
+        assert engine.chosen is None, f"chose before measuring both ways (call {call})"
         losses = list(losses_of(net).values())
         engine(losses, list(net.trunk.parameters()))
     assert engine.chosen in {"loop", "batched"}
-    assert len(engine.timings["loop"]) >= 2
+    assert len(engine.timings["loop"]) == 3
+    assert len(engine.timings["batched"]) == 3
+
+
+def test_choose_way_ignores_warm_up_and_a_single_slow_moment():
+    from auxlab.signals import choose_way
+
+    # Not decided until each way has three timings.
+    assert choose_way({"loop": [1.0, 1.0], "batched": [1.0, 1.0, 1.0]}, True) is None
+    # The first timing (warm-up) is ignored, even when it is the fastest...
+    assert choose_way({"loop": [0.1, 5.0, 5.0], "batched": [9.0, 4.0, 4.5]}, True) == "batched"
+    # ...and one slow moment of the faster way does not decide: the fastest of the rest is.
+    assert choose_way({"loop": [9.0, 2.0, 8.0], "batched": [9.0, 3.0, 3.0]}, True) == "loop"
+    # The batched way failed: the loop at once.
+    assert choose_way({"loop": [], "batched": []}, False) == "loop"
 
 
 def test_recurrent_trunk_falls_back_to_the_loop_with_the_same_result():
@@ -103,9 +118,9 @@ def test_recurrent_trunk_falls_back_to_the_loop_with_the_same_result():
     losses = list(losses_of(net).values())
     ref = per_task_grads(losses, params)
     engine = GradientEngine("auto")
-    for _ in range(5):
+    for _ in range(6):
         out = engine(list(losses_of(net).values()), params)
-    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
     assert engine.chosen in {"loop", "batched"}
 
 

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from auxlab.signals import choose_way
+from auxlab.signals import choose_way, next_trial
 
 __all__ = ["LayerwiseGramian"]
 
@@ -276,7 +276,7 @@ class LayerwiseGramian:
         self._n += 1
         way = self.chosen
         if way is None:
-            way = ("loop", "batched", "batched", "loop")[min(self._n - 1, 3)]
+            way = next_trial(self._n)
         if way == "batched" and self._batched_ok:
             start = time.perf_counter()
             got = self._batched(losses, edges)

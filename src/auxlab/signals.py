@@ -102,16 +102,29 @@ def _batched_grads(
     return task_grads
 
 
-def choose_way(timings: dict[str, list[float]], batched_ok: bool) -> str | None:
-    """The faster of ``"loop"`` and ``"batched"`` once each has two timings, else None.
+#: The order in which ``"auto"`` tries the two ways on its first calls: each way three
+#: times, interleaved, so that a slow moment of the machine does not decide alone.
+TRIAL_ORDER = ("loop", "batched", "batched", "loop", "loop", "batched")
 
-    ``"loop"`` at once when the batched way failed. The second measurement of each way is
-    compared: the first includes warm-up.
+
+def next_trial(calls: int) -> str:
+    """The way to time at the ``calls``-th call (1-based) while ``"auto"`` is measuring."""
+    return TRIAL_ORDER[min(calls, len(TRIAL_ORDER)) - 1]
+
+
+def choose_way(timings: dict[str, list[float]], batched_ok: bool) -> str | None:
+    """The faster of ``"loop"`` and ``"batched"`` once each has three timings, else None.
+
+    ``"loop"`` at once when the batched way failed. The first measurement of each way
+    includes warm-up and is ignored; of the others, the fastest of each way is compared
+    (the minimum is the timing least disturbed by other work on the machine).
     """
     if not batched_ok:
         return "loop"
-    if len(timings["loop"]) >= 2 and len(timings["batched"]) >= 2:
-        return "batched" if timings["batched"][1] < timings["loop"][1] else "loop"
+    per_way = TRIAL_ORDER.count("loop")
+    if len(timings["loop"]) >= per_way and len(timings["batched"]) >= per_way:
+        loop, batched = min(timings["loop"][1:]), min(timings["batched"][1:])
+        return "batched" if batched < loop else "loop"
     return None
 
 
@@ -328,8 +341,8 @@ class GradientEngine:
             raise ValueError("no shared parameters: give the Balancer shared=module or a list")
         self._calls += 1
         way = self.chosen
-        if way is None:  # auto: loop, batched, batched, loop; then keep the faster
-            way = ("loop", "batched", "batched", "loop")[min(self._calls - 1, 3)]
+        if way is None:  # auto: each way three times (TRIAL_ORDER), then keep the faster
+            way = next_trial(self._calls)
         if way == "batched":
             start = time.perf_counter()
             out = self._try_batched(losses, params, tasks)
