@@ -280,6 +280,13 @@ def test_task_grads_blocks_match_the_flat_matrix():
         tg.combine([1.0, 2.0])
     with pytest.raises(ValueError, match="exactly one"):
         TaskGrads(params)
+    with pytest.raises(ValueError, match="exactly one"):
+        TaskGrads(params, blocks=blocks, flat=flat)
+    from_flat = TaskGrads(params, flat=flat)
+    torch.testing.assert_close(from_flat.gramian(), flat @ flat.T)
+    torch.testing.assert_close(
+        torch.cat([x.reshape(-1) for x in from_flat.combine(coef)]), torch.tensor(coef) @ flat
+    )
 
 
 def test_blocked_gramian_equals_one_product():
@@ -289,3 +296,21 @@ def test_blocked_gramian_equals_one_product():
     torch.testing.assert_close(gramian(g), g @ g.T)
     small = g[:, :100]
     torch.testing.assert_close(gramian(small), small @ small.T)
+
+
+@pytest.mark.parametrize("tasks", [2, 5])
+def test_the_loop_keeps_rows_for_few_tasks_and_fills_one_matrix_for_many(tasks):
+    from auxlab.signals import DOTS_MAX_TASKS, _loop_grads
+
+    torch.manual_seed(0)
+    trunk = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 4))
+    heads = [nn.Linear(4, 1) for _ in range(tasks)]
+    z = trunk(torch.randn(16, 6))
+    losses = [h(z).pow(2).mean() for h in heads]
+    params = list(trunk.parameters())
+    got = _loop_grads(losses, params, True, None)
+    assert (got._rows is not None) == (tasks <= DOTS_MAX_TASKS)
+    assert (got._flat is not None) == (tasks > DOTS_MAX_TASKS)
+    ref = per_task_grads(losses, params)
+    torch.testing.assert_close(got.gramian(), ref @ ref.T)
+    torch.testing.assert_close(got.flat(), ref, rtol=0, atol=0)

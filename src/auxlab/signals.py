@@ -33,6 +33,14 @@ __all__ = [
 
 Mode = Literal["auto", "loop", "batched"]
 
+#: Up to this many tasks the loop keeps the gradients as autograd returned them and the
+#: Gramian is a sum of dot products; above it, one ``(T, d)`` matrix filled as the
+#: gradients come and its Gramian in column blocks are cheaper (and hold less memory).
+DOTS_MAX_TASKS = 3
+
+#: Floats per column block of :func:`gramian` on CPU (1 MiB of float32).
+_GRAM_BLOCK = 2**18
+
 
 def _check_reached(reached: Sequence[bool], tasks: Sequence[str] | None) -> None:
     for i, ok in enumerate(reached):
@@ -59,7 +67,7 @@ def per_task_grads(
 
     Cost: one backward through the shared block per loss; memory ``T·d`` floats.
     """
-    return _loop_grads(losses, params, retain_graph, tasks).flat()
+    return _loop_grads(losses, params, retain_graph, tasks, keep_rows=False).flat()
 
 
 def _loop_grads(
@@ -67,15 +75,51 @@ def _loop_grads(
     params: Sequence[torch.Tensor],
     retain_graph: bool,
     tasks: Sequence[str] | None,
+    keep_rows: bool | None = None,
 ) -> TaskGrads:
+    """The loop of ``autograd.grad``, one call per task.
+
+    ``keep_rows`` (default: up to DOTS_MAX_TASKS tasks) keeps each task's gradients as
+    returned; otherwise they are copied into one ``(T, d)`` matrix as they come, so that at
+    most one task's gradients exist twice.
+    """
     if not params:
         raise ValueError("no shared parameters: give the Balancer shared=module or a list")
+    if keep_rows is None:
+        keep_rows = len(losses) <= DOTS_MAX_TASKS
     rows: list[list[torch.Tensor | None]] = []
-    for loss in losses:
+    flat = None
+    if not keep_rows:
+        d = sum(p.numel() for p in params)
+        flat = torch.empty(len(losses), d, dtype=params[0].dtype, device=params[0].device)
+    reached = []
+    for i, loss in enumerate(losses):
         grads = torch.autograd.grad(loss, params, retain_graph=retain_graph, allow_unused=True)
-        rows.append(list(grads))
-    _check_reached([any(g is not None for g in row) for row in rows], tasks)
+        reached.append(any(g is not None for g in grads))
+        if flat is None:
+            rows.append(list(grads))
+        else:
+            _copy_row(flat[i], grads, params)
+    _check_reached(reached, tasks)
+    if flat is not None:
+        return TaskGrads(params, flat=flat)
     return TaskGrads(params, rows=rows)
+
+
+def _copy_row(
+    target: torch.Tensor,
+    grads: Sequence[torch.Tensor | None],
+    params: Sequence[torch.Tensor],
+) -> None:
+    """Write one task's per-parameter gradients into its row of the flat matrix."""
+    offset = 0
+    for g, p in zip(grads, params, strict=True):
+        n = p.numel()
+        if g is None:
+            target[offset : offset + n].zero_()
+        else:
+            target[offset : offset + n].copy_(g.reshape(-1))
+        offset += n
 
 
 def _batched_grads(
@@ -132,22 +176,21 @@ class _NeedsLoop(Exception):
     pass
 
 
-#: Up to this many tasks, :meth:`TaskGrads.gramian` takes dot products of the gradients as
-#: autograd returned them; above it, one ``(T, d)`` copy and a matrix product are cheaper.
-DOTS_MAX_TASKS = 3
-
-#: Floats per column block of :func:`gramian` on CPU (1 MiB of float32).
-_GRAM_BLOCK = 2**18
-
-
 class TaskGrads:
-    """The per-task gradients of one step on the shared parameters, kept as autograd gave them.
+    """The per-task gradients of one step on the shared parameters.
 
-    From the loop, ``rows[t][k]`` is task ``t``'s gradient on parameter ``k`` (``None`` where
-    the loss does not reach it); from one batched call, ``blocks[k]`` holds every task's
-    gradient on parameter ``k``, shape ``(T, *p.shape)``. A method that needs only the
-    Gramian and the combination ``Σ_t c_t g_t`` never pays for the flat ``(T, d)`` copy;
-    :meth:`flat` makes it (once) for the methods that need the gradients themselves.
+    Three forms, whichever the way that computed them gives without a further copy:
+
+    * ``rows[t][k]``: task ``t``'s gradient on parameter ``k`` as autograd returned it
+      (``None`` where the loss does not reach it), from the loop with few tasks;
+    * ``blocks[k]``: every task's gradient on parameter ``k``, shape ``(T, *p.shape)``,
+      from one batched call;
+    * ``flat``: the ``(T, d)`` matrix, parameters in order, which the loop fills as it goes
+      when the tasks are many (one task's gradients exist twice at most).
+
+    A method that needs only the Gramian and the combination ``Σ_t c_t g_t`` never makes
+    the flat matrix from rows or blocks; :meth:`flat` makes it (once, then the other form
+    is dropped) for the methods that need the gradients themselves.
     """
 
     def __init__(
@@ -156,14 +199,17 @@ class TaskGrads:
         *,
         rows: list[list[torch.Tensor | None]] | None = None,
         blocks: list[torch.Tensor | None] | None = None,
+        flat: torch.Tensor | None = None,
     ) -> None:
-        if (rows is None) == (blocks is None):
-            raise ValueError("give exactly one of rows= and blocks=")
+        if sum(x is not None for x in (rows, blocks, flat)) != 1:
+            raise ValueError("give exactly one of rows=, blocks= and flat=")
         self.params = list(params)
         self._rows = rows
         self._blocks = blocks
-        self._flat: torch.Tensor | None = None
-        if blocks is not None:
+        self._flat = flat
+        if flat is not None:
+            self.num_tasks = flat.shape[0]
+        elif blocks is not None:
             found = next((b for b in blocks if b is not None), None)
             self.num_tasks = 0 if found is None else found.shape[0]
         else:
@@ -176,40 +222,35 @@ class TaskGrads:
             p0 = self.params[0]
             d = sum(p.numel() for p in self.params)
             out = torch.empty(self.num_tasks, d, dtype=p0.dtype, device=p0.device)
-            offset = 0
-            for k, p in enumerate(self.params):
-                n = p.numel()
-                cols = out[:, offset : offset + n]
-                if self._blocks is not None:
-                    b = self._blocks[k]
+            if self._blocks is not None:
+                offset = 0
+                for p, b in zip(self.params, self._blocks, strict=True):
+                    n = p.numel()
                     if b is None:
-                        cols.zero_()
+                        out[:, offset : offset + n].zero_()
                     else:
-                        cols.copy_(b.reshape(self.num_tasks, n))
-                else:
-                    assert self._rows is not None
-                    for t, row in enumerate(self._rows):
-                        g = row[k]
-                        if g is None:
-                            cols[t].zero_()
-                        else:
-                            cols[t].copy_(g.reshape(-1))
-                offset += n
-            self._flat = out
+                        out[:, offset : offset + n].copy_(b.reshape(self.num_tasks, n))
+                    offset += n
+            else:
+                assert self._rows is not None
+                for t, row in enumerate(self._rows):
+                    _copy_row(out[t], row, self.params)
+            self._flat, self._rows, self._blocks = out, None, None
         return self._flat
 
     def nonzero_rows(self) -> list[bool]:
         """Whether each task's gradient has a non-zero entry (one pass over the gradients)."""
-        found = [False] * self.num_tasks
+        if self._flat is not None:
+            return [bool(v) for v in (self._flat != 0).any(dim=1).tolist()]
         if self._blocks is not None:
+            found = [False] * self.num_tasks
             for b in self._blocks:
                 if b is not None:
                     hits = (b.reshape(self.num_tasks, -1) != 0).any(dim=1).tolist()
                     found = [f or h for f, h in zip(found, hits, strict=True)]
-        else:
-            assert self._rows is not None
-            found = [any(bool((g != 0).any()) for g in row if g is not None) for row in self._rows]
-        return found
+            return found
+        assert self._rows is not None
+        return [any(bool((g != 0).any()) for g in row if g is not None) for row in self._rows]
 
     def gramian(self) -> torch.Tensor:
         """``G Gᵀ``, ``(T, T)``."""
@@ -223,8 +264,7 @@ class TaskGrads:
                     total += gramian(b.reshape(self.num_tasks, -1))
             return total
         assert self._rows is not None
-        if self.num_tasks > DOTS_MAX_TASKS:
-            return gramian(self.flat())
+        # Dot products of the gradients as they are: T(T+1)/2 per parameter, no copy.
         vectors = [[None if g is None else g.reshape(-1) for g in row] for row in self._rows]
         t = self.num_tasks
         pairs = [(i, j) for i in range(t) for j in range(i, t)]
@@ -250,16 +290,15 @@ class TaskGrads:
         if len(coef) != self.num_tasks:
             raise ValueError(f"{len(coef)} coefficients for {self.num_tasks} tasks")
         out: list[torch.Tensor] = []
-        if self._flat is not None or self._blocks is not None:
-            if self._flat is not None:
-                vec = torch.tensor(list(coef), dtype=self._flat.dtype, device=self._flat.device)
-                combined = vec @ self._flat
-                offset = 0
-                for p in self.params:
-                    out.append(combined[offset : offset + p.numel()].view_as(p))
-                    offset += p.numel()
-                return out
-            assert self._blocks is not None
+        if self._flat is not None:
+            vec = torch.tensor(list(coef), dtype=self._flat.dtype, device=self._flat.device)
+            combined = vec @ self._flat
+            offset = 0
+            for p in self.params:
+                out.append(combined[offset : offset + p.numel()].view_as(p))
+                offset += p.numel()
+            return out
+        if self._blocks is not None:
             for p, b in zip(self.params, self._blocks, strict=True):
                 if b is None:
                     out.append(torch.zeros_like(p))
