@@ -291,15 +291,16 @@ class DBMTL(Strategy):
                 f"DB-MTL takes the logarithm of each loss, so losses must be positive; got {bad}."
             )
         inv = torch.tensor([1.0 / v for v in losses], dtype=torch.float64)
-        scaled = grads * inv.to(device=grads.device, dtype=grads.dtype)[:, None]
         k = state.updates + 1
         rate = self.beta / k**self.beta_sigma
-        previous = state.buffer if state.updates > 0 else torch.zeros_like(scaled)
-        previous = previous.to(device=scaled.device, dtype=scaled.dtype)
-        buffer = scaled + rate * (previous - scaled)
+        # buffer = (1 - rate)·gᵢ/Lᵢ + rate·previous, in two passes over the T x d values
+        # (a new tensor: the previous state is not modified).
+        buffer = grads * (inv * (1.0 - rate)).to(device=grads.device, dtype=grads.dtype)[:, None]
+        if state.updates > 0:
+            buffer.add_(state.buffer.to(device=buffer.device, dtype=buffer.dtype), alpha=rate)
         norms = buffer.norm(dim=1)
         top = norms.max()
         factor = torch.where(norms > 0, top / torch.where(norms > 0, norms, 1.0), 0.0)
-        shared = (factor[:, None] * buffer).sum(dim=0)
+        shared = factor @ buffer
         weights = {t: float(w) for t, w in zip(signals.tasks, inv.tolist(), strict=True)}
         return Decision(weights, shared_grad=shared), DBMTLState(buffer, k)
