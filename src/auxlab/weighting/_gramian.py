@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from auxlab.objective import match_to_tasks
+from auxlab.signals import gramian
 from auxlab.weighting._base import Decision, Need, NoState, Signals, Strategy, Weights
 from auxlab.weighting._registry import register
 from auxlab.weighting._solvers import (
@@ -76,7 +77,7 @@ def _gramian(signals: Signals, who: str) -> tuple[Array, float]:
     if signals.gramian is not None:
         gram, eps = gramian64(signals.gramian), input_eps(signals.gramian)
     elif signals.grads is not None:  # also accept the raw gradients
-        gram, eps = gramian64(signals.grads @ signals.grads.T), input_eps(signals.grads)
+        gram, eps = gramian64(gramian(signals.grads)), input_eps(signals.grads)
     else:
         raise ValueError(f"{who} needs the Gramian of the per-task gradients (Need.GRAMIAN).")
     return _finite(gram, who, signals.step), eps
@@ -456,7 +457,7 @@ class MGDAUB(_MinNormBase):
         if signals.rep_grads is None:
             raise ValueError("MGDAUB needs the representation gradients (Need.REP_GRADS).")
         z = signals.rep_grads.reshape(len(signals.tasks), -1)
-        return _finite(gramian64(z @ z.T), "MGDAUB", signals.step), input_eps(z)
+        return _finite(gramian64(gramian(z)), "MGDAUB", signals.step), input_eps(z)
 
     def update(self, signals: Signals, state: NoState) -> tuple[Weights, NoState]:
         coef = self._coefficients(signals)
