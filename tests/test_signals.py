@@ -314,3 +314,23 @@ def test_the_loop_keeps_rows_for_few_tasks_and_fills_one_matrix_for_many(tasks):
     ref = per_task_grads(losses, params)
     torch.testing.assert_close(got.gramian(), ref @ ref.T)
     torch.testing.assert_close(got.flat(), ref, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("name", "tasks"), [("pcgrad", 2), ("pcgrad", 5), ("graddrop", 2)])
+def test_a_sparse_embedding_in_the_shared_block_gets_the_dense_embeddings_update(name, tasks):
+    from auxlab.weighting import create
+
+    torch.manual_seed(0)
+    sparse = nn.Embedding(20, 4, sparse=True)
+    dense = nn.Embedding(20, 4)
+    dense.weight.data.copy_(sparse.weight.data)
+    heads = [nn.Linear(4, 1) for _ in range(tasks)]
+    idx = torch.randint(0, 20, (8,))
+    names = ["main"] + [f"aux{i}" for i in range(1, tasks)]
+    for emb in (sparse, dense):
+        balancer = Balancer(create(name), shared=emb, main="main", grad_mode="auto")
+        z = emb(idx).mean(0)
+        balancer.backward({n: (h(z).sum() - 1.0) ** 2 for n, h in zip(names, heads, strict=True)})
+    assert sparse.weight.grad.is_sparse  # as nn.Embedding(sparse=True) gives it
+    torch.testing.assert_close(sparse.weight.grad.to_dense(), dense.weight.grad)
+    torch.optim.SparseAdam(sparse.parameters()).step()  # takes only sparse gradients

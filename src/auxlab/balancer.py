@@ -462,11 +462,16 @@ class Balancer:
                 torch.autograd.backward(total, inputs=others)
             if parts is None:
                 assert decision.shared_grad is not None
-                self._write_shared(decision.shared_grad, [p.grad for p in self.shared])
+                self._write_shared(
+                    decision.shared_grad, [p.grad for p in self.shared], task_grads.sparse
+                )
             else:
-                for p, g in zip(self.shared, parts, strict=True):
-                    # Fresh tensors of our own combination: safe to hand over as they are.
+                for k, (p, g) in enumerate(zip(self.shared, parts, strict=True)):
+                    # Fresh tensors of our own combination: safe to hand over as they are
+                    # (in sparse form where autograd gave the gradient so).
                     g = g.to(p.dtype)
+                    if k in task_grads.sparse:
+                        g = g.to_sparse(sparse_dim=1)
                     p.grad = g if p.grad is None else p.grad + g
         elif decision.shared_grad is not None:
             self._check_shared_grad(decision.shared_grad)
@@ -519,11 +524,18 @@ class Balancer:
                 f"a flat vector of length {size}."
             )
 
-    def _write_shared(self, flat: torch.Tensor, before: Sequence[torch.Tensor | None]) -> None:
+    def _write_shared(
+        self,
+        flat: torch.Tensor,
+        before: Sequence[torch.Tensor | None],
+        sparse: set[int] | frozenset[int] = frozenset(),
+    ) -> None:
         offset = 0
-        for p, prev in zip(self.shared, before, strict=True):
+        for k, (p, prev) in enumerate(zip(self.shared, before, strict=True)):
             n = p.numel()
             g = flat[offset : offset + n].view_as(p).to(p.dtype)
+            if k in sparse:  # autograd gave this parameter's gradient in sparse form
+                g = g.to_sparse(sparse_dim=1)
             # A strategy's own vector is copied, since it may keep it in state.
             if prev is None:
                 p.grad = g.clone()

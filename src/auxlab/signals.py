@@ -93,17 +93,23 @@ def _loop_grads(
         d = sum(p.numel() for p in params)
         flat = torch.empty(len(losses), d, dtype=params[0].dtype, device=params[0].device)
     reached = []
+    sparse: set[int] = set()
     for i, loss in enumerate(losses):
         grads = torch.autograd.grad(loss, params, retain_graph=retain_graph, allow_unused=True)
         reached.append(any(g is not None for g in grads))
+        if any(g is not None and g.is_sparse for g in grads):
+            # An nn.Embedding(sparse=True): its gradient is densified for the Gramian and
+            # the combination; the Balancer hands the update back in sparse form.
+            sparse.update(k for k, g in enumerate(grads) if g is not None and g.is_sparse)
+            grads = tuple(g.to_dense() if g is not None and g.is_sparse else g for g in grads)
         if flat is None:
             rows.append(list(grads))
         else:
             _copy_row(flat[i], grads, params)
     _check_reached(reached, tasks)
-    if flat is not None:
-        return TaskGrads(params, flat=flat)
-    return TaskGrads(params, rows=rows)
+    out = TaskGrads(params, flat=flat) if flat is not None else TaskGrads(params, rows=rows)
+    out.sparse = sparse
+    return out
 
 
 def _copy_row(
@@ -204,6 +210,8 @@ class TaskGrads:
         if sum(x is not None for x in (rows, blocks, flat)) != 1:
             raise ValueError("give exactly one of rows=, blocks= and flat=")
         self.params = list(params)
+        #: Indices of the parameters whose gradients autograd gave in sparse form.
+        self.sparse: set[int] = set()
         self._rows = rows
         self._blocks = blocks
         self._flat = flat
