@@ -14,7 +14,7 @@ environment, e.g.::
 Reproduce::
 
     python benchmarks/weighting_speed.py --json weighting_speed.json           # ~10 min, CPU
-    python benchmarks/weighting_speed.py --quick --json weighting_speed.json   # ~2 min
+    python benchmarks/weighting_speed.py --quick --json weighting_speed.json   # ~15 s (no peers)
     python benchmarks/weighting_speed.py --device cuda --json gpu.json         # adds ResNet-18
 
 Records: one per (implementation, strategy, model, tasks) with ``seconds`` (median step),
