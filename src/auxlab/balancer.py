@@ -430,47 +430,41 @@ class Balancer:
         if coef is not None:
             check_same_tasks(self.tasks, coef, "the tasks", "the strategy's shared weights")
 
-        if layerwise is not None and decision.shared_grad is None:
-            # The layer-wise Gramian kept each layer's input and per-task output gradients:
-            # the shared block's Σ cᵢ·gᵢ is one weight-gradient product per layer, and the
-            # weighted sum is backpropagated into everything else only.
+        if (layerwise is not None and decision.shared_grad is None) or task_grads is not None:
+            # The per-task signals on the shared block are known: write the combination
+            # Σ cᵢ·gᵢ there (from the layer-wise data, one weight-gradient product per layer,
+            # or from the per-task gradients), and backpropagate the weighted sum into
+            # everything else only (heads, learnable weights), so the trunk is traversed T
+            # times in all, not T + 1.
             c = coef if coef is not None else weights
-            vec = torch.tensor([float(c[t]) for t in self.tasks], dtype=self.shared[0].dtype)
-            combined = {id(p): g for p, g in layerwise.apply(vec)}
-            shared_ids = {id(p) for p in self.shared}
-            others = [p for p in graph_leaves(total) if id(p) not in shared_ids]
-            if others:
-                torch.autograd.backward(total, inputs=others)
-            for p in self.shared:
+            coefs = [float(c[t]) for t in self.tasks]
+            parts: list[torch.Tensor] | None = None
+            sparse: set[int] = set()
+            if layerwise is not None:
+                vec = torch.tensor(coefs, dtype=self.shared[0].dtype)
+                combined = {id(p): g for p, g in layerwise.apply(vec)}
                 # A shared parameter no loss reaches gets zeros, as from per-task gradients.
-                g = combined.get(id(p))
-                g = torch.zeros_like(p) if g is None else g.view_as(p).to(p.dtype)
-                p.grad = g if p.grad is None else p.grad + g
-        elif task_grads is not None:
-            # The per-task gradients on the shared block are known: write their combination
-            # there, and backpropagate the weighted sum into everything else only (heads,
-            # learnable weights), so the trunk is traversed T times in all, not T + 1.
-            parts = None
-            if decision.shared_grad is not None:
-                self._check_shared_grad(decision.shared_grad)
+                parts = [
+                    torch.zeros_like(p) if id(p) not in combined else combined[id(p)].view_as(p)
+                    for p in self.shared
+                ]
             else:
-                c = coef if coef is not None else weights
-                parts = task_grads.combine([float(c[t]) for t in self.tasks])
-            shared_ids = {id(p) for p in self.shared}
-            others = [p for p in graph_leaves(total) if id(p) not in shared_ids]
-            if others:
-                torch.autograd.backward(total, inputs=others)
+                assert task_grads is not None
+                sparse = task_grads.sparse
+                if decision.shared_grad is not None:
+                    self._check_shared_grad(decision.shared_grad)
+                else:
+                    parts = task_grads.combine(coefs)
+            self._backward_others(total)
             if parts is None:
                 assert decision.shared_grad is not None
-                self._write_shared(
-                    decision.shared_grad, [p.grad for p in self.shared], task_grads.sparse
-                )
+                self._write_shared(decision.shared_grad, [p.grad for p in self.shared], sparse)
             else:
                 for k, (p, g) in enumerate(zip(self.shared, parts, strict=True)):
                     # Fresh tensors of our own combination: safe to hand over as they are
                     # (in sparse form where autograd gave the gradient so).
                     g = g.to(p.dtype)
-                    if k in task_grads.sparse:
+                    if k in sparse:
                         g = g.to_sparse(sparse_dim=1)
                     p.grad = g if p.grad is None else p.grad + g
         elif decision.shared_grad is not None:
@@ -483,10 +477,7 @@ class Balancer:
             # shared block with the shared coefficients, one for the rest with the weights.
             combo = torch.stack([losses[t] * float(coef[t]) for t in self.tasks]).sum()
             torch.autograd.backward(combo, inputs=self.shared, retain_graph=True)
-            shared_ids = {id(p) for p in self.shared}
-            others = [p for p in graph_leaves(total) if id(p) not in shared_ids]
-            if others:
-                torch.autograd.backward(total, inputs=others)
+            self._backward_others(total)
         else:
             total.backward()
 
@@ -514,6 +505,13 @@ class Balancer:
             record.cosines = {t: float(c) for t, c in zip(self.tasks, cos, strict=True)}
         self.step += 1
         return record
+
+    def _backward_others(self, total: torch.Tensor) -> None:
+        """Backpropagate ``total`` into every parameter it reaches but the shared ones."""
+        shared_ids = {id(p) for p in self.shared}
+        others = [p for p in graph_leaves(total) if id(p) not in shared_ids]
+        if others:
+            torch.autograd.backward(total, inputs=others)
 
     def _check_shared_grad(self, flat: torch.Tensor) -> None:
         size = sum(p.numel() for p in self.shared)
