@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from auxlab.objective import match_to_tasks
-from auxlab.signals import gramian
+from auxlab._linalg import gramian
 from auxlab.weighting._base import Decision, Need, NoState, Signals, Strategy, Weights
 from auxlab.weighting._registry import register
 from auxlab.weighting._solvers import (
