@@ -29,8 +29,8 @@ from typing import ClassVar, Literal, NamedTuple
 import numpy as np
 import torch
 
-from auxlab.objective import match_to_tasks
 from auxlab._linalg import gramian
+from auxlab.objective import match_to_tasks
 from auxlab.weighting._base import Decision, Need, NoState, Signals, Strategy, Weights
 from auxlab.weighting._registry import register
 from auxlab.weighting._solvers import (
