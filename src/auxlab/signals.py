@@ -40,6 +40,7 @@ Mode = Literal["auto", "loop", "batched"]
 #: gradients come and its Gramian in column blocks are cheaper (and hold less memory).
 DOTS_MAX_TASKS = 3
 
+
 def _check_reached(reached: Sequence[bool], tasks: Sequence[str] | None) -> None:
     for i, ok in enumerate(reached):
         if not ok:
