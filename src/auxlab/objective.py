@@ -17,11 +17,11 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from auxlab._errors import TaskMismatchError
+from auxlab._metrics import roc_auc
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 MetricFn = Callable[[torch.Tensor, torch.Tensor], float]
@@ -128,23 +128,7 @@ def _accuracy(loss_name: str) -> MetricFn:
 
 def _auc(loss_name: str) -> MetricFn:
     def auc(pred: torch.Tensor, target: torch.Tensor) -> float:
-        # Rank-based ROC AUC (Mann-Whitney U), average ranks for ties.
-        s = pred.reshape(-1).double().cpu().numpy()
-        y = (target.reshape(-1) > 0.5).cpu().numpy()
-        n_pos, n_neg = int(y.sum()), int((~y).sum())
-        if n_pos == 0 or n_neg == 0:
-            return float("nan")
-        order = np.argsort(s, kind="mergesort")
-        ranks = np.empty(len(s), dtype=np.float64)
-        sorted_s = s[order]
-        i = 0
-        while i < len(s):
-            j = i
-            while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
-                j += 1
-            ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
-            i = j + 1
-        return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+        return roc_auc(target.reshape(-1).cpu().numpy(), pred.reshape(-1).double().cpu().numpy())
 
     return auc
 
