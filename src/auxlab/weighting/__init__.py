@@ -25,6 +25,7 @@ from auxlab.weighting._base import (
     check_weight,
 )
 from auxlab.weighting._cagrad import CAGrad
+from auxlab.weighting._catalogue import ParameterInfo, StrategyInfo, describe
 from auxlab.weighting._chain import Chain, ChainState, chain
 from auxlab.weighting._db_mtl import DBMTL, DBMTLState
 from auxlab.weighting._dwa import DynamicWeightAverage, DynamicWeightAverageState
@@ -105,6 +106,7 @@ __all__ = [
     "OLAuxState",
     "PCGrad",
     "PCGradState",
+    "ParameterInfo",
     "PriorityPCGrad",
     "PriorityPCGradState",
     "RandomLossWeighting",
@@ -118,6 +120,7 @@ __all__ = [
     "Signals",
     "SolverWarning",
     "Strategy",
+    "StrategyInfo",
     "UPGrad",
     "UPGradState",
     "UncertaintyWeighting",
@@ -129,6 +132,7 @@ __all__ = [
     "chain",
     "check_weight",
     "create",
+    "describe",
     "gated",
     "hedge_update",
     "list_strategies",

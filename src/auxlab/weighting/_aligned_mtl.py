@@ -78,6 +78,9 @@ class AlignedMTL(Strategy):
         {'main': 1.0, 'aux': 0.5}
     """
 
+    family = "gradient"
+    paper = "Senushkin et al., CVPR 2023"
+
     needs: ClassVar[frozenset[Need]] = frozenset({Need.GRAMIAN})
     scale_reaction: ClassVar[str] = "none"
 

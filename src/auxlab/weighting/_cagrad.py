@@ -66,6 +66,9 @@ class CAGrad(Strategy):
         {'main': 0.5, 'aux': 0.5}
     """
 
+    family = "gradient"
+    paper = "Liu et al., NeurIPS 2021"
+
     needs: ClassVar[frozenset[Need]] = frozenset({Need.GRAMIAN})
     scale_reaction: ClassVar[str] = "none"
 

@@ -71,6 +71,8 @@ class Chain(Strategy):
         strategies: The members, at least one.
     """
 
+    family = "combinator"
+
     def __init__(self, strategies: Sequence[Strategy]) -> None:
         if isinstance(strategies, Strategy):
             strategies = (strategies,)

@@ -69,6 +69,9 @@ class DBMTL(Strategy):
         ({'main': 0.5, 'aux': 0.2}, [2.0, 2.0])
     """
 
+    family = "gradient"
+    paper = "Lin et al., arXiv 2023"
+
     needs: ClassVar[frozenset[Need]] = frozenset({Need.LOSSES, Need.GRADS})
     scale_reaction: ClassVar[str] = "invariant"
 

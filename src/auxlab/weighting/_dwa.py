@@ -81,6 +81,9 @@ class DynamicWeightAverage(Strategy):
     2019. Compared against LibMTL ``DWA.py`` (epoch windows, temperature 2).
     """
 
+    family = "loss-based"
+    paper = "Liu et al., CVPR 2019"
+
     needs = frozenset({Need.LOSSES})
     scale_reaction: ClassVar[str] = "invariant"
 

@@ -27,6 +27,8 @@ class EqualWeighting(Strategy):
         {'main': 1.0, 'aux': 1.0}
     """
 
+    family = "fixed"
+
     scale_reaction = "independent"
 
     def init(self, tasks: Sequence[str], main: str) -> NoState:

@@ -97,6 +97,9 @@ class FAMO(Strategy):
     ``scalarization/_famo.py``.
     """
 
+    family = "loss-based"
+    paper = "Liu et al., NeurIPS 2023"
+
     needs = frozenset({Need.LOSSES})
     scale_reaction: ClassVar[str] = "none"
 

@@ -29,6 +29,8 @@ class FixedWeights(Strategy):
         FixedWeightsState(weights={'main': 1.0, 'aux': 0.2})
     """
 
+    family = "fixed"
+
     def __init__(self, weights: Mapping[str, float] | Sequence[float]) -> None:
         if isinstance(weights, Mapping):
             for task, w in weights.items():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 
@@ -53,6 +53,11 @@ class Gated(Strategy):
             ``shared_grad``.
         threshold: The cosine (in [-1, 1]) below which an auxiliary task is shut out.
     """
+
+    family = "combinator"
+    #: What Gated reads itself; an instance needs this and its inner strategy's needs.
+    needs: ClassVar[frozenset[Need]] = frozenset({Need.LOSSES, Need.GRAMIAN})
+    paper = "Du et al., arXiv 2018"
 
     def __init__(self, strategy: Strategy, threshold: float = 0.0) -> None:
         self.strategy = _check_strategy(strategy, "gated")

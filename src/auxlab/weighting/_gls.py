@@ -55,6 +55,9 @@ class GeometricLossStrategy(Strategy):
     Compared against LibMTL ``GLS.py``.
     """
 
+    family = "loss-based"
+    paper = "Chennupati et al., CVPRW 2019"
+
     needs = frozenset({Need.LOSSES})
     scale_reaction: ClassVar[str] = "none"
 

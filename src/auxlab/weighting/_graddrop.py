@@ -71,6 +71,9 @@ class GradDrop(Strategy):
         4.0
     """
 
+    family = "gradient"
+    paper = "Chen et al., NeurIPS 2020"
+
     needs: ClassVar[frozenset[Need]] = frozenset({Need.GRADS})
     scale_reaction: ClassVar[str] = "none"
 

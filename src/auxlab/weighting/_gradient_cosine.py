@@ -70,6 +70,9 @@ class GradientCosine(Strategy):
         ``GCS.py`` (Jiang et al., NeurIPS 2023), which also leaves the heads ungated.
     """
 
+    family = "main-first"
+    paper = "Du et al., arXiv 2018"
+
     needs = _GRAMIAN_ONLY
     scale_reaction = "independent"
 

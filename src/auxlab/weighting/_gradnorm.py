@@ -82,6 +82,9 @@ class GradNorm(Strategy):
         ({'main': 1.0, 'aux': 1.0}, [1.22, 0.78])
     """
 
+    family = "gradient"
+    paper = "Chen et al., ICML 2018"
+
     needs: ClassVar[frozenset[Need]] = frozenset({Need.LOSSES, Need.GRAMIAN})
     scale_reaction: ClassVar[str] = "adaptive"
 

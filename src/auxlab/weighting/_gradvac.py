@@ -74,6 +74,9 @@ class GradVac(Strategy):
                 [0., 0.]], dtype=torch.float64)
     """
 
+    family = "gradient"
+    paper = "Wang et al., ICLR 2021"
+
     needs: ClassVar[frozenset[Need]] = frozenset({Need.GRAMIAN})
     scale_reaction: ClassVar[str] = "none"
 

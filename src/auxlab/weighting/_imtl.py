@@ -58,6 +58,9 @@ class IMTL(Strategy):
         {'main': 0.75, 'aux': 0.25}
     """
 
+    family = "gradient"
+    paper = "Liu et al., ICLR 2021"
+
     needs: ClassVar[frozenset[Need]] = frozenset({Need.GRAMIAN})
     scale_reaction: ClassVar[str] = "invariant"
 

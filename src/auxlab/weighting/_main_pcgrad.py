@@ -76,6 +76,9 @@ class PriorityPCGrad(Strategy):
         Multi-Task Learning", NeurIPS 2020).
     """
 
+    family = "main-first"
+    paper = "Jiang et al., NeurIPS 2023"
+
     needs = _GRAMIAN_ONLY
     scale_reaction = "none"
 

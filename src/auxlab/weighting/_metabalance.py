@@ -90,6 +90,9 @@ class MetaBalance(Strategy):
         MTAdam (Malkiel & Wolf).
     """
 
+    family = "main-first"
+    paper = "He et al., WWW 2022"
+
     needs = _GRAMIAN_ONLY
 
     def __init__(

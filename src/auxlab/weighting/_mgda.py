@@ -129,6 +129,9 @@ class MGDA(_MinNormBase):
         {'main': 0.8, 'aux': 0.2}
     """
 
+    family = "gradient"
+    paper = "Sener & Koltun, NeurIPS 2018"
+
     needs: ClassVar[frozenset[Need]] = frozenset({Need.LOSSES, Need.GRAMIAN})
 
     def update(self, signals: Signals, state: NoState) -> tuple[Decision, NoState]:

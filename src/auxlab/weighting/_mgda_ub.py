@@ -53,6 +53,9 @@ class MGDAUB(_MinNormBase):
         {'main': 0.8, 'aux': 0.2}
     """
 
+    family = "gradient"
+    paper = "Sener & Koltun, NeurIPS 2018"
+
     needs: ClassVar[frozenset[Need]] = frozenset({Need.LOSSES, Need.REP_GRADS})
     _normalized_reaction: ClassVar[str] = "inverse"
 

@@ -85,6 +85,9 @@ class NashMTL(Strategy):
         (4.2846, 4.2846)
     """
 
+    family = "gradient"
+    paper = "Navon et al., ICML 2022"
+
     needs: ClassVar[frozenset[Need]] = frozenset({Need.GRAMIAN})
     scale_reaction: ClassVar[str] = "invariant"
 

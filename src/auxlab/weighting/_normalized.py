@@ -58,6 +58,8 @@ class Normalized(Strategy):
         mode: ``"sum"`` or ``"main"``.
     """
 
+    family = "combinator"
+
     def __init__(
         self, strategy: Strategy, total: float | None = None, mode: Literal["sum", "main"] = "sum"
     ) -> None:

@@ -79,6 +79,9 @@ class OLAux(Strategy):
         products; this follows the paper's gradient.
     """
 
+    family = "main-first"
+    paper = "Lin et al., NeurIPS 2019"
+
     needs = _GRAMIAN_ONLY
     scale_reaction = "none"
 

@@ -74,6 +74,9 @@ class PCGrad(Strategy):
         {'main': 2.0, 'aux': 1.5}
     """
 
+    family = "gradient"
+    paper = "Yu et al., NeurIPS 2020"
+
     needs: ClassVar[frozenset[Need]] = frozenset({Need.GRAMIAN})
     scale_reaction: ClassVar[str] = "none"
 

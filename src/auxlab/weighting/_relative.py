@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from auxlab._errors import TaskMismatchError
 from auxlab.weighting._base import Signals, Strategy, Weights, check_weight
@@ -124,6 +124,10 @@ class RelativeWeights(Strategy):
         MetaBalance (He et al., WWW 2022), which balance magnitudes towards equality instead
         of a stated share.
     """
+
+    family = "main-first"
+    #: With ``max_weight`` set, an instance says ``"none"`` instead (see above).
+    scale_reaction: ClassVar[str] = "inverse"
 
     needs = _GRAMIAN_ONLY
 

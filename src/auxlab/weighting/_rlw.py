@@ -66,6 +66,9 @@ class RandomLossWeighting(Strategy):
     A Litmus Test for Multi-Task Learning", TMLR 2022. Compared against LibMTL ``RLW.py``.
     """
 
+    family = "loss-based"
+    paper = "Lin et al., TMLR 2022"
+
     needs = frozenset({Need.LOSSES})
     scale_reaction: ClassVar[str] = "independent"
     #: Tells the conformance suite to skip the permutation and identical-task checks.

@@ -49,6 +49,9 @@ class ScaleInvariantWeighting(Strategy):
     STCH's code and the log-losses of DB-MTL (Lin et al., arXiv 2308.12029).
     """
 
+    family = "loss-based"
+    paper = "Navon et al., ICML 2022"
+
     needs = frozenset({Need.LOSSES})
     scale_reaction: ClassVar[str] = "inverse"
 

@@ -35,6 +35,8 @@ class Scheduled(Strategy):
             schedules are the weights.
     """
 
+    family = "schedule"
+
     def __init__(self, schedules: Mapping[str, ScheduleLike], base: Strategy | None = None) -> None:
         if not isinstance(schedules, Mapping) or not schedules:
             raise TypeError("schedules must be a non-empty dict {task: schedule}")

@@ -92,6 +92,9 @@ class STCH(Strategy):
     LibMTL ``STCH.py`` and TorchJD ``scalarization/_stch.py``.
     """
 
+    family = "loss-based"
+    paper = "Lin et al., ICML 2024"
+
     needs = frozenset({Need.LOSSES})
     scale_reaction: ClassVar[str] = "inverse"
 

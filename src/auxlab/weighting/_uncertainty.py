@@ -110,6 +110,9 @@ class UncertaintyWeighting(Strategy):
     TorchJD ``scalarization/_uw.py`` (both the ``"regression"`` form).
     """
 
+    family = "loss-based"
+    paper = "Kendall et al., CVPR 2018"
+
     needs = frozenset({Need.LOSSES})
     scale_reaction: ClassVar[str] = "adaptive"
 

@@ -80,6 +80,9 @@ class UPGrad(Strategy):
         {'main': 0.5, 'aux': 0.5}
     """
 
+    family = "gradient"
+    paper = "Quinton & Rey, arXiv 2024"
+
     needs: ClassVar[frozenset[Need]] = frozenset({Need.GRAMIAN})
     scale_reaction: ClassVar[str] = "none"
 

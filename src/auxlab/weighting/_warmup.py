@@ -51,6 +51,8 @@ class Warmup(Strategy):
         start: Fraction of the weight at step 0 (``>= 0``; above 1 it ramps down).
     """
 
+    family = "schedule"
+
     def __init__(self, strategy: Strategy, steps: int, start: float = 0.0) -> None:
         self.strategy = _check_strategy(strategy, "warmup")
         if isinstance(steps, bool) or int(steps) != steps or steps < 1:
