@@ -39,7 +39,7 @@ class Gated(Strategy):
     ``cₖ < threshold``; heads keep the inner strategy's weights, as in gradient-cosine gating
     (Du et al., 2018), where an auxiliary head always learns its own task. A zero gradient has
     cosine 0, so with ``threshold=0`` it is kept (its contribution is nil anyway), whereas
-    :class:`~auxlab.weighting._main_first.GradientCosine` admits only ``cos > 0``. The main
+    :class:`~auxlab.weighting.GradientCosine` admits only ``cos > 0``. The main
     task is never gated.
 
     Cost: that of the inner strategy, plus per-task gradients on the shared block if it did
