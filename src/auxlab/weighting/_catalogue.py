@@ -262,7 +262,10 @@ def describe(name: str) -> StrategyInfo:
     # instance); the class's declaration when it cannot be built without arguments.
     declared: Any = cls
     if cls is not None and not wraps and not any(p.required for p in params):
-        declared = factory()
+        try:
+            declared = factory()
+        except Exception:  # a user's strategy that cannot be built bare: its class says
+            declared = cls
     needs: frozenset[Need] = declared.needs if declared is not None else frozenset({Need.LOSSES})
     return StrategyInfo(
         name=name,
