@@ -16,36 +16,32 @@ from torch import nn
 from auxlab import Balancer, schedules
 from auxlab.checks import check_strategy
 from auxlab.weighting import (
+    Chain,
+    ChainState,
     Decision,
     EqualWeighting,
     FixedWeights,
-    Need,
-    NoState,
-    Signals,
-    Strategy,
-    as_decision,
-    create,
-)
-from auxlab.weighting._combinators import (
-    Chain,
-    ChainState,
     Gated,
     GatedState,
-    Normalized,
-    NormalizedState,
-    Warmup,
-    WarmupState,
-    chain,
-    gated,
-    normalized,
-    warmup,
-)
-from auxlab.weighting._main_first import (
     GradientCosine,
     MetaBalance,
+    Need,
+    Normalized,
+    NormalizedState,
+    NoState,
     OLAux,
     PriorityPCGrad,
     RelativeWeights,
+    Signals,
+    Strategy,
+    Warmup,
+    WarmupState,
+    as_decision,
+    chain,
+    create,
+    gated,
+    normalized,
+    warmup,
 )
 
 TASKS = ("main", "aux1", "aux2")

@@ -1,4 +1,4 @@
-"""Tests for the gradient-based strategies (auxlab.weighting._gramian, ._gradient_based).
+"""Tests for the gradient-based strategies (auxlab.weighting._gradnorm, ._mgda, ._upgrad, ...).
 
 Every strategy is compared with a naive reference written here (explicit projection loops,
 closed forms, hand-computed steps, brute-force QPs), checked for its documented reaction to
@@ -17,21 +17,25 @@ import torch
 from torch import nn
 
 from auxlab import Balancer
-from auxlab.weighting import Decision, Signals, Strategy, as_decision, create
-from auxlab.weighting._gradient_based import (
+from auxlab.weighting import (
     DBMTL,
     IMTL,
     MGDA,
     MGDAUB,
     AlignedMTL,
     CAGrad,
+    Decision,
     GradDrop,
     GradNorm,
     GradVac,
     NashMTL,
     PCGrad,
+    Signals,
     SolverWarning,
+    Strategy,
     UPGrad,
+    as_decision,
+    create,
 )
 
 TASKS = ("main", "aux1", "aux2")
@@ -264,11 +268,9 @@ def test_mgda_zero_gradient_task_stops_the_shared_update() -> None:
 
 
 def test_mgda_solver_failure_warns_and_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    import auxlab.weighting._gramian as gramian_module
+    import auxlab.weighting._mgda as module
 
-    monkeypatch.setattr(
-        gramian_module, "min_norm_weights", lambda g, rtol: (np.zeros(len(g)), False)
-    )
+    monkeypatch.setattr(module, "min_norm_weights", lambda g, rtol: (np.zeros(len(g)), False))
     with pytest.warns(SolverWarning, match="MGDA"):
         d, _ = _update(MGDA(), _signals(_random_grads(0)))
     assert d.shared_weights == pytest.approx(dict.fromkeys(TASKS, 1 / 3))
@@ -633,18 +635,18 @@ def test_upgrad_without_conflict_is_the_preference_weighted_sum() -> None:
 
 
 def test_upgrad_solver_failure_warns(monkeypatch: pytest.MonkeyPatch) -> None:
-    import auxlab.weighting._gramian as gramian_module
+    import auxlab.weighting._upgrad as module
 
-    monkeypatch.setattr(gramian_module, "dual_cone_weights", lambda g, u, factor=None: (u, False))
+    monkeypatch.setattr(module, "dual_cone_weights", lambda g, u, factor=None: (u, False))
     with pytest.warns(SolverWarning, match="UPGrad"):
         d, _ = _update(UPGrad(), _signals(_random_grads(0)))
     assert d.shared_weights == pytest.approx(dict.fromkeys(TASKS, 1 / 3))
 
 
 def test_cagrad_solver_failure_warns(monkeypatch: pytest.MonkeyPatch) -> None:
-    import auxlab.weighting._gramian as gramian_module
+    import auxlab.weighting._cagrad as module
 
-    monkeypatch.setattr(gramian_module, "cagrad_weights", lambda g, c, r: (np.ones(len(g)), False))
+    monkeypatch.setattr(module, "cagrad_weights", lambda g, c, r: (np.ones(len(g)), False))
     with pytest.warns(SolverWarning, match="CAGrad"):
         d, _ = _update(CAGrad(rescale=0), _signals(_random_grads(0)))
     assert d.shared_weights == pytest.approx(dict.fromkeys(TASKS, 1 / 3))

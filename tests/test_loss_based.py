@@ -17,18 +17,22 @@ from torch import nn
 
 from auxlab import Balancer, TaskMismatchError
 from auxlab.checks import check_strategy
-from auxlab.weighting import Decision, Signals, Strategy, as_decision, create
-from auxlab.weighting._loss_based import (
+from auxlab.weighting import (
     FAMO,
     STCH,
+    Decision,
     DynamicWeightAverage,
     DynamicWeightAverageState,
     FAMOState,
     GeometricLossStrategy,
     RandomLossWeighting,
     ScaleInvariantWeighting,
+    Signals,
     STCHState,
+    Strategy,
     UncertaintyWeighting,
+    as_decision,
+    create,
 )
 
 TASKS = ("main", "aux1", "aux2")

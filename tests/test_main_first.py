@@ -15,17 +15,22 @@ from torch import nn
 
 from auxlab import Balancer, TaskMismatchError
 from auxlab.checks import check_strategy
-from auxlab.weighting import Decision, Need, Signals, Strategy, as_decision, create
-from auxlab.weighting._main_first import (
+from auxlab.weighting import (
+    Decision,
     GradientCosine,
     MetaBalance,
     MetaBalanceState,
+    Need,
     NonFiniteSignalWarning,
     OLAux,
     OLAuxState,
     PriorityPCGrad,
     RelativeWeights,
     RelativeWeightsState,
+    Signals,
+    Strategy,
+    as_decision,
+    create,
     relative_share,
 )
 

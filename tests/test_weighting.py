@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
 
-from auxlab import TaskMismatchError
+from auxlab import TaskMismatchError, weighting
+from auxlab.cli import main
 from auxlab.schedules import linear, piecewise_constant
 from auxlab.weighting import (
+    FAMO,
     Decision,
     EqualWeighting,
     FixedWeights,
@@ -22,13 +26,17 @@ from auxlab.weighting import (
     ScheduledState,
     Signals,
     Strategy,
+    StrategyInfo,
     as_decision,
     check_weight,
     create,
+    describe,
     list_strategies,
     register,
     scheduled,
 )
+from auxlab.weighting._catalogue import FAMILIES, cost_class, format_markdown
+from auxlab.weighting._registry import _REGISTRY
 
 TASKS = ("main", "aux", "aux2")
 
@@ -365,3 +373,152 @@ def test_signals_helpers() -> None:
     assert torch.equal(sig.grad("aux2"), torch.tensor([4.0, 5.0]))
     with pytest.raises(ValueError, match=r"Need\.GRADS"):
         _signals().grad("main")
+
+
+# ------------------------------------------------------------------------- the catalogue
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _builtin_names() -> list[str]:
+    return [i.name for i in list_strategies(details=True) if i.module.startswith("auxlab.")]
+
+
+def test_cli_strategies_prints_a_table_with_family_cost_and_paper(capsys, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["strategies"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert rows["name"].split()[:5] == ["name", "family", "cost", "paper", "what", "it", "does"][:5]
+    for name in list_strategies():
+        assert name in rows, name
+    assert "gradient" in rows["upgrad"]
+    assert "T backwards" in rows["upgrad"]
+    assert "Quinton & Rey, arXiv 2024" in rows["upgrad"]
+    assert "loss-based" in rows["famo"]
+    assert "one backward" in rows["famo"]
+    assert "Liu et al., NeurIPS 2023" in rows["famo"]
+    assert "T head backwards + 1" in rows["mgda-ub"]
+    assert "as inner" in rows["normalized"]
+    assert "combinator" in rows["normalized"]
+    assert "Every task weighs 1" in rows["equal"]
+
+
+def test_cli_table_wraps_the_summaries_to_the_terminal(capsys, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    assert main(["strategies"]) == 0
+    out = capsys.readouterr().out
+    table = out.split("\n\n")[0]
+    assert max(len(line) for line in table.splitlines()) <= 100
+
+
+def test_cli_strategies_name_prints_parameters_and_defaults(capsys) -> None:
+    assert main(["strategies", "cagrad"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("cagrad: Conflict-averse gradient")
+    assert "  c: float = 0.5" in out
+    assert "  rescale: Literal[0, 1, 2] = 1" in out
+    assert "Radius c in [0, 1)" in out  # the argument's description from the docstring
+    assert "NeurIPS 2021" in out
+    assert "auxlab.weighting.CAGrad" in out
+    assert main(["strategies", "fixed"]) == 0
+    assert "weights: Mapping[str, float] | Sequence[float]  (required)" in capsys.readouterr().out
+
+
+def test_cli_strategies_unknown_name_lists_close_matches(capsys) -> None:
+    assert main(["strategies", "upgard"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown strategy 'upgard'" in err
+    assert "Did you mean: upgrad" in err
+    assert main(["strategies", "nash"]) == 2
+    assert "nash-mtl" in capsys.readouterr().err
+
+
+def test_describe_reads_the_signature_and_the_declarations() -> None:
+    info = describe("famo")
+    assert isinstance(info, StrategyInfo)
+    assert (info.name, info.family, info.cost, info.needs) == (
+        "famo",
+        "loss-based",
+        "one backward",
+        (),
+    )
+    assert info.qualname == "auxlab.weighting.FAMO"
+    assert info.module == "auxlab.weighting._famo"
+    sig = inspect.signature(FAMO)
+    assert [p.name for p in info.parameters] == list(sig.parameters)
+    assert [p.default for p in info.parameters] == [p.default for p in sig.parameters.values()]
+    assert all(p.description for p in info.parameters)
+    assert "Fast Adaptive Multitask Optimization" in info.reference
+    assert describe("UPGrad").name == "upgrad"  # the class name works too
+    chain_info = describe("chain")
+    assert chain_info.wraps
+    assert chain_info.parameters[0].name == "*strategies"
+    with pytest.raises(ValueError, match="Did you mean: pcgrad"):
+        describe("pcgrd")
+
+
+def test_list_strategies_with_details_matches_describe() -> None:
+    infos = list_strategies(details=True)
+    assert [i.name for i in infos] == list_strategies()
+    assert infos == [describe(n) for n in list_strategies()]
+
+
+def test_cost_class_is_derived_from_needs(monkeypatch) -> None:
+    class _Custom(Strategy):
+        """A custom strategy for this test."""
+
+        needs = frozenset({Need.LOSSES, Need.GRADS, Need.VAL_LOSSES})
+        scale_reaction = "none"
+
+        def __init__(self, k: int = 3) -> None:
+            self.k = k
+
+        def init(self, tasks, main):
+            return NoState()
+
+        def update(self, signals, state):
+            return dict.fromkeys(signals.tasks, 1.0), state
+
+    monkeypatch.setitem(_REGISTRY, "custom-test", _Custom)
+    info = describe("custom-test")
+    assert info.cost == "T backwards, validation passes"
+    assert info.family == "custom"
+    assert info.paper == ""
+    assert info.needs == ("grads", "val_losses")
+    assert [(p.name, p.default) for p in info.parameters] == [("k", 3)]
+    assert cost_class(frozenset({Need.LOSSES})) == "one backward"
+    assert cost_class(frozenset({Need.REP_GRADS})) == "T head backwards + 1"
+    assert cost_class(frozenset({Need.LOSSES}), wraps=True) == "as inner"
+    assert cost_class(frozenset({Need.GRAMIAN}), wraps=True) == "T backwards + inner"
+
+
+def test_every_builtin_declares_a_family_and_a_paper_its_docstring_cites() -> None:
+    for name in _builtin_names():
+        info = describe(name)
+        assert info.family in FAMILIES, name
+        assert info.family != "custom", name
+        assert info.summary, name
+        if info.paper:  # "Surname et al., VENUE YEAR": surname and year are in the reference
+            surname, year = info.paper.split()[0].rstrip(","), info.paper.split()[-1]
+            cls = getattr(weighting, info.qualname.rsplit(".", 1)[-1])
+            doc = inspect.getdoc(cls) or ""
+            assert surname in doc, (name, info.paper)
+            assert year in doc, (name, info.paper)
+
+
+def test_each_builtin_lives_in_its_own_module_named_after_it() -> None:
+    for name in _builtin_names():
+        module = describe(name).module
+        assert module == f"auxlab.weighting._{name.replace('-', '_')}", (name, module)
+        path = ROOT / "src" / Path(*module.split(".")).with_suffix(".py")
+        assert len(path.read_text(encoding="utf-8").splitlines()) <= 400, path
+
+
+def test_the_docs_catalogue_is_the_one_the_code_gives() -> None:
+    infos = [describe(n) for n in _builtin_names()]
+    docs = (ROOT / "docs" / "weighting.md").read_text(encoding="utf-8")
+    assert format_markdown(infos) in docs, (
+        "docs/weighting.md's catalogue is out of date; regenerate it with "
+        "auxlab.weighting._catalogue.format_markdown(auxlab.weighting.list_strategies(True))"
+    )

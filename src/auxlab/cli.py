@@ -52,12 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=positive_int, help="epochs per run")
     demo.add_argument("--no-progress", action="store_true", help="no line per finished run")
 
-    sub.add_parser("strategies", help="list the registered weighting strategies")
-
     from auxlab.online._cli import add_parser as add_online_parser
     from auxlab.rl._cli import add_parser as add_rl_parser
     from auxlab.study._cli import add_parser as add_study_parser
+    from auxlab.weighting._cli import add_parser as add_strategies_parser
 
+    add_strategies_parser(sub)
     add_study_parser(sub)
     add_online_parser(sub)
     add_rl_parser(sub)
@@ -97,10 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     if args.command == "strategies":
-        from auxlab.weighting import list_strategies
+        from auxlab.weighting._cli import run as run_strategies
 
-        print("\n".join(list_strategies()))
-        return 0
+        return run_strategies(args)
     if args.command == "online":
         from auxlab.online._cli import run as run_online
 

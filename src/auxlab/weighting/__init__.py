@@ -4,11 +4,16 @@ A strategy declares the signals it ``needs``, creates its state with ``init(task
 and decides with ``update(signals, state) -> (weights, state)``. Build one directly or by
 name with :func:`create`; :func:`list_strategies` lists the names.
 
-Families: fixed and scheduled weights (``_fixed``); loss-based (``_loss_based``); the hedge
-(``_hedge``); gradient-based (``_gramian``, ``_projection``); main task first
-(``_main_first``); combinators (``_combinators``).
+Layout: one module per registered strategy, named after it (``upgrad`` lives in
+``_upgrad.py``, ``nash-mtl`` in ``_nash_mtl.py``, ``famo`` in ``_famo.py``), and one
+module per shared idea: the protocol (``_base``), the registry (``_registry``), the
+catalogue behind ``auxlab strategies`` (``_catalogue``), what each family's strategies
+share (``_loss_common``, ``_gradient_common`` with the exact solvers in ``_solvers``,
+``_main_first_common``, ``_combinator_common``). :func:`describe` names a strategy's
+family, cost, paper and module.
 """
 
+from auxlab.weighting._aligned_mtl import AlignedMTL, AlignedMTLState
 from auxlab.weighting._base import (
     Decision,
     Need,
@@ -19,85 +24,41 @@ from auxlab.weighting._base import (
     as_decision,
     check_weight,
 )
-from auxlab.weighting._combinators import (
-    Chain,
-    ChainState,
-    Gated,
-    GatedState,
-    Normalized,
-    NormalizedState,
-    Warmup,
-    WarmupState,
-    chain,
-    gated,
-    normalized,
-    warmup,
-)
-from auxlab.weighting._fixed import (
-    EqualWeighting,
-    FixedWeights,
-    FixedWeightsState,
-    Scheduled,
-    ScheduledState,
-    scheduled,
-)
-from auxlab.weighting._gradient_based import (
-    DBMTL,
-    IMTL,
-    MGDA,
-    MGDAUB,
-    AlignedMTL,
-    AlignedMTLState,
-    CAGrad,
-    DBMTLState,
-    GradDrop,
-    GradDropState,
-    GradNorm,
-    GradNormState,
-    GradVac,
-    GradVacState,
-    NashMTL,
-    NashMTLState,
-    PCGrad,
-    PCGradState,
-    SolverWarning,
-    UPGrad,
-    UPGradState,
-)
-from auxlab.weighting._hedge import (
-    Hedge,
-    HedgeState,
-    hedge_update,
-)
-from auxlab.weighting._loss_based import (
-    FAMO,
-    STCH,
-    DynamicWeightAverage,
-    DynamicWeightAverageState,
-    FAMOState,
-    GeometricLossStrategy,
-    RandomLossWeighting,
-    RandomLossWeightingState,
-    ScaleInvariantWeighting,
-    STCHState,
-    UncertaintyWeighting,
-    UncertaintyWeightingState,
-)
-from auxlab.weighting._main_first import (
-    GradientCosine,
-    GradientCosineState,
-    MetaBalance,
-    MetaBalanceState,
-    NonFiniteSignalWarning,
-    OLAux,
-    OLAuxState,
-    PriorityPCGrad,
-    PriorityPCGradState,
-    RelativeWeights,
-    RelativeWeightsState,
-    relative_share,
-)
+from auxlab.weighting._cagrad import CAGrad
+from auxlab.weighting._catalogue import ParameterInfo, StrategyInfo, describe
+from auxlab.weighting._chain import Chain, ChainState, chain
+from auxlab.weighting._db_mtl import DBMTL, DBMTLState
+from auxlab.weighting._dwa import DynamicWeightAverage, DynamicWeightAverageState
+from auxlab.weighting._equal import EqualWeighting
+from auxlab.weighting._famo import FAMO, FAMOState
+from auxlab.weighting._fixed import FixedWeights, FixedWeightsState
+from auxlab.weighting._gated import Gated, GatedState, gated
+from auxlab.weighting._gls import GeometricLossStrategy
+from auxlab.weighting._graddrop import GradDrop, GradDropState
+from auxlab.weighting._gradient_cosine import GradientCosine, GradientCosineState
+from auxlab.weighting._gradnorm import GradNorm, GradNormState
+from auxlab.weighting._gradvac import GradVac, GradVacState
+from auxlab.weighting._hedge import Hedge, HedgeState, hedge_update
+from auxlab.weighting._imtl import IMTL
+from auxlab.weighting._main_first_common import NonFiniteSignalWarning
+from auxlab.weighting._main_pcgrad import PriorityPCGrad, PriorityPCGradState
+from auxlab.weighting._metabalance import MetaBalance, MetaBalanceState
+from auxlab.weighting._mgda import MGDA
+from auxlab.weighting._mgda_ub import MGDAUB
+from auxlab.weighting._nash_mtl import NashMTL, NashMTLState
+from auxlab.weighting._normalized import Normalized, NormalizedState, normalized
+from auxlab.weighting._ol_aux import OLAux, OLAuxState
+from auxlab.weighting._pcgrad import PCGrad, PCGradState
 from auxlab.weighting._registry import create, list_strategies, register
+from auxlab.weighting._relative import RelativeWeights, RelativeWeightsState, relative_share
+from auxlab.weighting._rlw import RandomLossWeighting, RandomLossWeightingState
+from auxlab.weighting._scale_invariant import ScaleInvariantWeighting
+from auxlab.weighting._scheduled import Scheduled, ScheduledState, scheduled
+from auxlab.weighting._solvers import SolverWarning
+from auxlab.weighting._stch import STCH, STCHState
+from auxlab.weighting._uncertainty import UncertaintyWeighting, UncertaintyWeightingState
+from auxlab.weighting._upgrad import UPGrad, UPGradState
+from auxlab.weighting._warmup import Warmup, WarmupState, warmup
 
 __all__ = [
     "DBMTL",
@@ -145,6 +106,7 @@ __all__ = [
     "OLAuxState",
     "PCGrad",
     "PCGradState",
+    "ParameterInfo",
     "PriorityPCGrad",
     "PriorityPCGradState",
     "RandomLossWeighting",
@@ -158,6 +120,7 @@ __all__ = [
     "Signals",
     "SolverWarning",
     "Strategy",
+    "StrategyInfo",
     "UPGrad",
     "UPGradState",
     "UncertaintyWeighting",
@@ -169,6 +132,7 @@ __all__ = [
     "chain",
     "check_weight",
     "create",
+    "describe",
     "gated",
     "hedge_update",
     "list_strategies",

@@ -174,6 +174,15 @@ class Strategy(ABC):
     #: states it; :func:`auxlab.checks.check_strategy` tests the claim.
     scale_reaction: ClassVar[str]
 
+    #: The strategy's family, for the catalogue (``auxlab strategies``,
+    #: :func:`auxlab.weighting.describe`): ``"fixed"``, ``"schedule"``, ``"loss-based"``,
+    #: ``"gradient"``, ``"main-first"``, ``"hedge"``, ``"combinator"``, or ``"custom"``.
+    family: ClassVar[str] = "custom"
+
+    #: The paper, short (``"Yu et al., NeurIPS 2020"``); empty for a method without one. The
+    #: docstring's "Reference:" paragraph gives it in full.
+    paper: ClassVar[str] = ""
+
     #: True for strategies that draw random numbers each step (their permutation and
     #: symmetry properties hold only in distribution, so those checks skip them).
     randomized: ClassVar[bool] = False

@@ -188,6 +188,9 @@ class Hedge(Strategy):
     PyTorch port of ODL and of the Aux-Net code, as summarised in the project's notes.
     """
 
+    family = "hedge"
+    paper = "Sahoo et al., IJCAI 2018"
+
     needs = frozenset({Need.LOSSES})
     scale_reaction: ClassVar[str] = "none"
 
