@@ -180,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
     mask = haphazard_mask("variable_p", n, d, p=args.p, seed=PROTOCOL_SEED, X=X)
     print(
         f"{data.name}: {n} rows x {d} features, each present with probability p = {args.p} "
-        f"(shuffle and mask seed {PROTOCOL_SEED}); learner seeds 0-{args.seeds - 1}"
+        f"(shuffle and mask seed {PROTOCOL_SEED}); learner {_seeds(args.seeds)}"
     )
     records: list[dict[str, Any]] = []
     majority: dict[str, float] = {}
@@ -219,6 +219,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seeds(n: int) -> str:
+    return "seed 0" if n == 1 else f"seeds 0-{n - 1}"
+
+
 def _print_table(records: list[dict[str, Any]], majority: dict[str, float], seeds: int) -> None:
     from auxlab.online import summarise
 
@@ -226,7 +230,7 @@ def _print_table(records: list[dict[str, Any]], majority: dict[str, float], seed
     width = max(len(x) for x in [*labels, "majority class"])
     print(
         f"\n{'learner':{width}s}  balanced accuracy  AUROC          errors            "
-        f"(mean ± std over {seeds} seed(s))"
+        f"(mean ± std over {_seeds(seeds)})"
     )
 
     def cell(values: list[float], digits: int) -> str:
