@@ -145,24 +145,12 @@ def run_review(root: Path, datasets, ps, seeds, models_filter, records):
                         published = pub[0]
                     elif pub is not None and label.startswith("AuxDrop"):
                         published = pub[2]
-                    records.append(
-                        {
-                            "benchmark": "review",
-                            "implementation": label,
-                            "dataset": name,
-                            "p": p,
-                            "seed": seed,
-                            "balanced_accuracy": res.metrics["balanced_accuracy"],
-                            "balanced_accuracy_prior_corrected": pc["balanced_accuracy"],
-                            "errors": res.metrics["errors"],
-                            "auroc": res.metrics["auroc"],
-                            "seconds": res.seconds,
-                            "published": published,
-                            "published_source": REVIEW if published is not None else None,
-                            "majority_errors": res.majority["errors"],
-                            "n": res.n,
-                        }
+                    rec = res.record(
+                        benchmark="review", learner=label, dataset=name, p=p, seed=seed
                     )
+                    rec["published"] = published
+                    rec["published_source"] = REVIEW if published is not None else None
+                    records.append(rec)
                 mean, std = summarise(scores)
                 cm, cs = summarise(corrected)
                 line = (
@@ -200,23 +188,12 @@ def run_ipd_loss(root: Path, seeds, records):
                 res = progressive_evaluate(model, data.X, data.y, mask, data.feature_names)
                 losses.append(res.metrics["code_loss"])
                 logs.append(res.metrics["log_loss"])
-                records.append(
-                    {
-                        "benchmark": "auxdrop_table3",
-                        "implementation": label,
-                        "dataset": "ipd",
-                        "p": p,
-                        "seed": seed,
-                        "code_loss": res.metrics["code_loss"],
-                        "log_loss": res.metrics["log_loss"],
-                        "balanced_accuracy": res.metrics["balanced_accuracy"],
-                        "errors": res.metrics["errors"],
-                        "seconds": res.seconds,
-                        "published": pub,
-                        "published_source": "Aux-Drop TMLR 2023, Table 3 (20 runs)",
-                        "n": res.n,
-                    }
+                rec = res.record(
+                    benchmark="auxdrop_table3", learner=label, dataset="ipd", p=p, seed=seed
                 )
+                rec["published"] = pub
+                rec["published_source"] = "Aux-Drop TMLR 2023, Table 3 (20 runs)"
+                records.append(rec)
             mean, std = summarise(losses)
             lm, _ = summarise(logs)
             print(
@@ -255,22 +232,12 @@ def run_auxdrop(root: Path, datasets, seeds, records):
                 )
                 res = progressive_evaluate(model, data.X, data.y, mask, data.feature_names)
                 errs.append(res.metrics["errors"])
-                records.append(
-                    {
-                        "benchmark": "auxdrop_table4",
-                        "implementation": label,
-                        "dataset": name,
-                        "p": p,
-                        "seed": seed,
-                        "balanced_accuracy": res.metrics["balanced_accuracy"],
-                        "errors": res.metrics["errors"],
-                        "seconds": res.seconds,
-                        "published": published,
-                        "published_source": source,
-                        "majority_errors": res.majority["errors"],
-                        "n": res.n,
-                    }
+                rec = res.record(
+                    benchmark="auxdrop_table4", learner=label, dataset=name, p=p, seed=seed
                 )
+                rec["published"] = published
+                rec["published_source"] = source
+                records.append(rec)
             mean, std = summarise(errs)
             print(
                 f"{name:10s} p={p:.2f} {label:16s} errors {mean:8.1f}±{std:6.1f}   "
@@ -294,11 +261,11 @@ def summarise_files(paths: list[Path]) -> str:
             "AuxDrop(code)",
             "AuxNet(code)",
         ]
-        found = {r["implementation"] for r in review}
+        found = {r["learner"] for r in review}
         labels = [x for x in order if x in found] + sorted(found - set(order))
         cells: dict[tuple, list[float]] = {}
         for r in review:
-            key = (r["dataset"], r["p"], r["implementation"])
+            key = (r["dataset"], r["p"], r["learner"])
             cells.setdefault(key, []).append(r["balanced_accuracy"])
         out.append("Review protocol: balanced accuracy, mean±std over seeds (seeds in brackets)")
         out.append("")
@@ -321,11 +288,11 @@ def summarise_files(paths: list[Path]) -> str:
     table4 = [r for r in records if r["benchmark"] == "auxdrop_table4"]
     if table4:
         out += ["", "Aux-Drop Table 4 protocol: errors, mean±std over seeds", ""]
-        out.append("| data set | p | implementation | errors | published | majority |")
+        out.append("| data set | p | learner | errors | published | majority |")
         out.append("|---|---|---|---|---|---|")
         groups: dict[tuple, list[dict]] = {}
         for r in table4:
-            groups.setdefault((r["dataset"], r["p"], r["implementation"]), []).append(r)
+            groups.setdefault((r["dataset"], r["p"], r["learner"]), []).append(r)
         for (name, p, label), rs in sorted(groups.items()):
             mean, std = summarise([r["errors"] for r in rs])
             maj = np.mean([r["majority_errors"] for r in rs])
@@ -336,11 +303,11 @@ def summarise_files(paths: list[Path]) -> str:
     table3 = [r for r in records if r["benchmark"] == "auxdrop_table3"]
     if table3:
         out += ["", "Aux-Drop Table 3 protocol: IPD average loss, mean±std over seeds", ""]
-        out.append("| p | implementation | average loss | log loss | published Aux-Drop(ODL) |")
+        out.append("| p | learner | average loss | log loss | published Aux-Drop(ODL) |")
         out.append("|---|---|---|---|---|")
         groups3: dict[tuple, list[dict]] = {}
         for r in table3:
-            groups3.setdefault((r["p"], r["implementation"]), []).append(r)
+            groups3.setdefault((r["p"], r["learner"]), []).append(r)
         for (p, label), rs in sorted(groups3.items()):
             mean, std = summarise([r["code_loss"] for r in rs])
             lm, ls = summarise([r["log_loss"] for r in rs])

@@ -79,8 +79,10 @@ def whole_stream(root: Path, quick: bool, only: list[str] | None) -> list[dict[s
         family = label.split("(")[0]
         rec = {
             "part": "whole_stream",
-            "implementation": "auxlab",
             "learner": label,
+            "implementation": "auxlab",
+            "dataset": "a8a",
+            "p": 0.75,
             "seconds": whole,
             "rows_run": rows,
             "seconds_run": res.seconds,
@@ -152,9 +154,11 @@ def side_by_side(root: Path, authors: Path, prefix: int) -> list[dict[str, Any]]
     secs = time.perf_counter() - start
     preds = torch.stack([p.detach().reshape(-1) for p in theirs.prediction]).numpy()
     err = float((preds.argmax(1) != y).sum())
-    out.append({"implementation": "authors AuxDrop_ODL", "seconds": secs, "errors": err})
+    out.append(
+        {"learner": "AuxDrop_ODL", "implementation": "authors", "seconds": secs, "errors": err}
+    )
     names = list(data.feature_names)
-    for label, faithful in (("auxlab AuxDrop(code)", "code"), ("auxlab AuxDrop(ours)", None)):
+    for label, faithful in (("AuxDrop(code)", "code"), ("AuxDrop(ours)", None)):
         model = AuxDrop(
             **conf,
             lr=0.01 if faithful == "code" else None,
@@ -163,7 +167,12 @@ def side_by_side(root: Path, authors: Path, prefix: int) -> list[dict[str, Any]]
         )
         res = progressive_evaluate(model, X, y, mask, names)
         out.append(
-            {"implementation": label, "seconds": res.seconds, "errors": res.metrics["errors"]}
+            {
+                "learner": label,
+                "implementation": "auxlab",
+                "seconds": res.seconds,
+                "errors": res.metrics["errors"],
+            }
         )
     authors_seconds = out[0]["seconds"]
     for rec in out:
@@ -174,7 +183,8 @@ def side_by_side(root: Path, authors: Path, prefix: int) -> list[dict[str, Any]]
             ratio=rec["seconds"] / authors_seconds,  # time relative to the authors' code
         )
         print(
-            f"{rec['implementation']:22s} {1e3 * rec['seconds_per_instance']:7.3f} ms/instance"
+            f"{rec['implementation'] + ' ' + rec['learner']:22s} "
+            f"{1e3 * rec['seconds_per_instance']:7.3f} ms/instance"
             f"   ({rec['seconds']:.1f} s for {prefix} a8a rows; errors {rec['errors']:.0f};"
             f" {rec['ratio']:.3f}x the authors' time)",
             flush=True,

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from auxlab._optional import MissingDependencyError
+from auxlab.datasets import RIVER_STREAMS, river_stream
 from auxlab.datasets._haphazard import (
     HAPHAZARD_DATASETS,
     HaphazardDataError,
+    MissingHaphazardData,
     load_haphazard,
 )
 
@@ -57,14 +62,17 @@ def test_german_review_version_and_environment_variable(monkeypatch):
 
 def test_no_folder_gives_a_clear_error(monkeypatch):
     monkeypatch.delenv("AUXLAB_HAPHAZARD_DATA", raising=False)
-    with pytest.raises(HaphazardDataError, match="AUXLAB_HAPHAZARD_DATA"):
+    with pytest.raises(MissingHaphazardData, match="AUXLAB_HAPHAZARD_DATA") as info:
         load_haphazard("german")
+    text = str(info.value)
+    for where in ("root=DIR", "german/german.data-numeric", "wbc/wbc.data", "Rohit102497"):
+        assert where in text
     with pytest.raises(ValueError, match="unknown data set"):
         load_haphazard("higgs", root=".")
 
 
 def test_missing_and_malformed_files_name_file_and_line(tmp_path):
-    with pytest.raises(HaphazardDataError, match="missing data file"):
+    with pytest.raises(MissingHaphazardData, match=r"(?s)missing data file.*magic04/magic04\.data"):
         load_haphazard("magic04", root=tmp_path)
     (tmp_path / "magic04").mkdir()
     good = "1,2,3,4,5,6,7,8,9,10,g\n"
@@ -82,3 +90,50 @@ def test_missing_and_malformed_files_name_file_and_line(tmp_path):
     (tmp_path / "german" / "german.data-numeric").write_text(" ".join(["1"] * 24) + " 3\n")
     with pytest.raises(HaphazardDataError, match="line 1: unknown label '3'"):
         load_haphazard("german", root=tmp_path)
+
+
+# -- river's bundled streams ------------------------------------------------------------------
+
+needs_river = pytest.mark.skipif(
+    importlib.util.find_spec("river") is None, reason="river (the online extra) not installed"
+)
+
+# Rows, features, percent positive, counted from the files inside river 0.26.
+RIVER_EXPECTED = {"phishing": (1250, 9, 43.84), "bananas": (5300, 2, 44.83)}
+
+
+@needs_river
+@pytest.mark.parametrize("name", sorted(RIVER_EXPECTED))
+def test_river_streams_load_without_a_download(name):
+    data = river_stream(name)
+    n, d, pos = RIVER_EXPECTED[name]
+    assert data.name == name
+    assert data.X.shape == (n, d)
+    assert len(data.feature_names) == d
+    assert 100 * data.y.mean() == pytest.approx(pos, abs=0.005)
+    assert set(np.unique(data.y)) == {0, 1}
+    assert not np.isnan(data.X).any()
+    assert name in RIVER_STREAMS
+
+
+@needs_river
+def test_river_stream_names_in_any_case_and_a_prefix():
+    head = river_stream("Phishing", n=10)
+    assert head.n == 10
+    np.testing.assert_array_equal(head.X, river_stream("phishing").X[:10])
+
+
+@needs_river
+def test_river_stream_refuses_unknown_and_multiclass_streams():
+    with pytest.raises(ValueError, match=r"no data set 'nope'.*phishing"):
+        river_stream("nope")
+    # ImageSegments ships with river and has 7 classes: not silently cast to booleans.
+    with pytest.raises(ValueError, match="not a binary stream"):
+        river_stream("ImageSegments")
+
+
+def test_river_stream_without_river_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "river", None)
+    monkeypatch.setitem(sys.modules, "river.datasets", None)
+    with pytest.raises(MissingDependencyError, match=r"auxlab\[online\]"):
+        river_stream("phishing")

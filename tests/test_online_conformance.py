@@ -89,9 +89,9 @@ def test_array_path_is_the_dict_path_bit_for_bit_across_blocks_and_calls(model, 
     # Blocks of 7 rows (the array path's statistics restart from the learner's at each
     # block), a dict-path warm-up before, and dict-path learning after: every probability
     # and the state the array path leaves must be exactly the dict path's.
-    from auxlab.online import _base
+    from auxlab.online import _array_path
 
-    monkeypatch.setattr(_base, "_CHUNK", 7)
+    monkeypatch.setattr(_array_path, "_CHUNK", 7)
     rng = np.random.default_rng(4)
     X = rng.normal(size=(60, 5)) * [1.0, 10.0, 0.1, 1.0, 100.0] + [0.0, 50.0, 0.0, 3.0, -7.0]
     X[rng.random(X.shape) < 0.45] = np.nan
@@ -118,7 +118,7 @@ def test_array_path_is_the_dict_path_bit_for_bit_across_blocks_and_calls(model, 
 
 
 def test_online_zscore_matches_the_batch_mean_and_std_of_earlier_values():
-    from auxlab.online._base import _accumulate, _zscore
+    from auxlab.online._features import _accumulate, _zscore
 
     rng = np.random.default_rng(0)
     values = rng.normal(3.0, 2.0, size=50)

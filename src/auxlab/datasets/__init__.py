@@ -13,14 +13,15 @@ from auxlab.datasets._haphazard import (
     HaphazardData,
     HaphazardDataError,
     load_haphazard,
-    river_stream,
 )
 from auxlab.datasets._multi_output import MultiOutputData, cars, linnerud, solar_flare, yeast
+from auxlab.datasets._river import RIVER_STREAMS, river_stream
 from auxlab.datasets._tokenizer import Tokenizer
 from auxlab.datasets._tweets import Split, TweetsData, tweets, tweets_from_frame
 
 __all__ = [
     "HAPHAZARD_DATASETS",
+    "RIVER_STREAMS",
     "FashionMNIST",
     "HaphazardData",
     "HaphazardDataError",

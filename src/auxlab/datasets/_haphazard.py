@@ -21,6 +21,7 @@ originals come from the UCI, LIBSVM and UCR archives.
 Labels follow the reference loaders (the class they call 1): german "good" (1), magic04 'g',
 a8a and svmguide3 −1, IPD class 1, diabetes_f Outcome 1, ionosphere 'g', wbc malignant (4).
 Rows keep the file order (IPD: TRAIN then TEST); shuffle with :meth:`HaphazardData.shuffled`.
+river's bundled binary streams, which need no folder, are in :mod:`auxlab.datasets._river`.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ __all__ = [
     "HAPHAZARD_DATASETS",
     "HaphazardData",
     "HaphazardDataError",
+    "MissingHaphazardData",
+    "data_folder_help",
     "load_haphazard",
-    "river_stream",
 ]
 
 ENV_VAR = "AUXLAB_HAPHAZARD_DATA"
@@ -80,26 +82,54 @@ class HaphazardData:
         return HaphazardData(self.name, self.X[order], self.y[order], self.feature_names)
 
 
+#: The folder layout: one sub-folder per data set, the original file names.
+LAYOUT: tuple[tuple[str, str], ...] = (
+    ("german/german.data-numeric", "UCI Statlog German credit (numeric version)"),
+    ("magic04/magic04.data", "UCI MAGIC gamma telescope"),
+    ("a8a/a8a.txt", "LIBSVM binary a8a (UCI Adult)"),
+    ("ipd/ItalyPowerDemand_TRAIN.txt", "UCR ItalyPowerDemand (TRAIN then TEST)"),
+    ("ipd/ItalyPowerDemand_TEST.txt", ""),
+    ("svmguide3/svmguide3.txt", "LIBSVM binary svmguide3"),
+    ("diabetes_f/diabetes_f.csv", "Pima Indians diabetes (Kaggle diabetes.csv)"),
+    ("ionosphere/ionosphere.data", "UCI ionosphere"),
+    ("wbc/wbc.data", "UCI breast cancer Wisconsin (original)"),
+)
+
+#: Where the files come from.
+SOURCES = (
+    "The files are in the public repositories of the Aux-Drop paper "
+    "(github.com/Rohit102497/Aux-Drop, Code/Datasets) and of the 2024 review "
+    "(github.com/Rohit102497/HaphazardInputsReview, Data); the originals come from the UCI, "
+    "LIBSVM and UCR archives."
+)
+
+
+class MissingHaphazardData(HaphazardDataError):
+    """No data folder was given, or a file is not where the layout says."""
+
+
+def data_folder_help() -> str:
+    """The expected layout of the data folder and where the files come from, as text."""
+    rows = [f"    {path:34s} {what}".rstrip() for path, what in LAYOUT]
+    return "The folder holds one sub-folder per data set:\n" + "\n".join(rows) + "\n" + SOURCES
+
+
 def _root(root: str | os.PathLike[str] | None) -> Path:
     if root is not None:
         return Path(root)
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env)
-    raise HaphazardDataError(
-        "no folder for the haphazard-input data sets: pass root=... or set the environment "
-        f"variable {ENV_VAR} to a folder holding german/german.data-numeric, "
-        "magic04/magic04.data, a8a/a8a.txt, ipd/ItalyPowerDemand_{TRAIN,TEST}.txt, "
-        "svmguide3/svmguide3.txt, diabetes_f/diabetes_f.csv, ionosphere/ionosphere.data and "
-        "wbc/wbc.data. The files are in the public Aux-Drop repository (Code/Datasets) and "
-        "the HaphazardInputsReview repository (Data), originally from UCI, LIBSVM and UCR."
+    raise MissingHaphazardData(
+        "no folder for the haphazard-input data sets: pass root=DIR or set the environment "
+        f"variable {ENV_VAR}.\n{data_folder_help()}"
     )
 
 
 def _file(root: Path, rel: str) -> Path:
     path = root / rel
     if not path.is_file():
-        raise HaphazardDataError(f"missing data file {path} (see auxlab.datasets.load_haphazard)")
+        raise MissingHaphazardData(f"missing data file {path}\n{data_folder_help()}")
     return path
 
 
@@ -286,8 +316,9 @@ def load_haphazard(
         The data as arrays; ``X`` has NaN where the file has no value (wbc's '?').
 
     Raises:
-        HaphazardDataError: If the folder is not known, a file is missing, or a line is
-            malformed (the message names the file and the line).
+        MissingHaphazardData: If the folder is not known or a file is missing (the message
+            gives the layout and where the files come from).
+        HaphazardDataError: If a line is malformed (the message names the file and the line).
         ValueError: For an unknown name.
     """
     key = name.lower().replace("-", "_")
@@ -299,37 +330,3 @@ def load_haphazard(
     else:
         X, y, names = _LOADERS[key](base)
     return HaphazardData(key, X, y, names)
-
-
-def river_stream(name: str, n: int | None = None) -> HaphazardData:
-    """One of river's bundled binary classification streams as arrays (needs river).
-
-    Args:
-        name: The class name in ``river.datasets`` (e.g. ``"Phishing"``, ``"Bananas"``,
-            ``"CreditCard"``, ``"Elec2"``).
-        n: Keep the first ``n`` instances (default all).
-
-    Returns:
-        Numeric features only, in the order they first appear; labels ``bool(y)``.
-    """
-    from auxlab._optional import require
-
-    datasets = require("river.datasets", "online", "river_stream")
-    stream = getattr(datasets, name)()
-    names: dict[str, int] = {}
-    rows, labels = [], []
-    for i, (x, y) in enumerate(stream):
-        if n is not None and i >= n:
-            break
-        row = {}
-        for k, v in x.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                names.setdefault(k, len(names))
-                row[k] = float(v)
-        rows.append(row)
-        labels.append(int(bool(y)))
-    X = np.full((len(rows), len(names)), np.nan)
-    for r, row in enumerate(rows):
-        for k, v in row.items():
-            X[r, names[k]] = v
-    return HaphazardData(name.lower(), X, np.asarray(labels, dtype=np.int64), tuple(names))

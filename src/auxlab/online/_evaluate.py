@@ -140,8 +140,47 @@ class ProgressiveResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        """A plain dict (for JSON)."""
+        """A plain dict (for JSON), nested as the attributes are."""
         return asdict(self)
+
+    def record(self, **keys: Any) -> dict[str, Any]:
+        """One flat record of the run, for JSON: ``keys`` first, then the measures.
+
+        The shape every ``--json`` of the online commands and benchmarks writes (a list of
+        these): the identifying ``keys`` given (``dataset``, ``learner``, ``p``, ``seed``,
+        ...), then ``balanced_accuracy``, ``auroc``, ``auprc``, ``accuracy`` (percent),
+        ``errors``, ``log_loss``, ``code_loss``, ``balanced_accuracy_prior_corrected``,
+        ``majority_errors``, ``seconds`` and ``n``.
+
+        Example:
+            >>> res = ProgressiveResult({"balanced_accuracy": 75.0}, {"errors": 3.0}, 0.5, 10)
+            >>> res.record(seed=0)
+            {'seed': 0, 'balanced_accuracy': 75.0, 'majority_errors': 3.0, 'seconds': 0.5, 'n': 10}
+        """
+        out = dict(keys)
+        for name in _RECORD_METRICS:
+            if name in self.metrics:
+                out[name] = self.metrics[name]
+        corrected = self.extra.get("prior_corrected", {})
+        if "balanced_accuracy" in corrected:
+            out["balanced_accuracy_prior_corrected"] = corrected["balanced_accuracy"]
+        if "errors" in self.majority:
+            out["majority_errors"] = self.majority["errors"]
+        out["seconds"] = self.seconds
+        out["n"] = self.n
+        return out
+
+
+#: The metrics a flat record carries, in this order (see ``classification_metrics``).
+_RECORD_METRICS = (
+    "balanced_accuracy",
+    "auroc",
+    "auprc",
+    "accuracy",
+    "errors",
+    "log_loss",
+    "code_loss",
+)
 
 
 def progressive_evaluate(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from auxlab.online._balance import ClassBalance
-from auxlab.online._base import Faithful, HedgedClassifier
+from auxlab.online._base import Faithful
+from auxlab.online._hedged import HedgedClassifier
 from auxlab.online._ops import (
     AdaGrad,
     exit_losses,
