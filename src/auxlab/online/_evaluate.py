@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from auxlab._metrics import roc_auc
 from auxlab.online._base import OnlineClassifier
 
 __all__ = [
@@ -19,25 +20,6 @@ __all__ = [
     "progressive_evaluate",
     "summarise",
 ]
-
-
-def _auroc(y: np.ndarray, score: np.ndarray) -> float:
-    pos, neg = int(y.sum()), int((1 - y).sum())
-    if pos == 0 or neg == 0:
-        return float("nan")
-    order = np.argsort(score, kind="mergesort")
-    s = score[order]
-    ranks = np.empty(len(s))
-    i = 0
-    while i < len(s):  # average ranks of ties
-        j = i
-        while j + 1 < len(s) and s[j + 1] == s[i]:
-            j += 1
-        ranks[i : j + 1] = (i + j) / 2 + 1
-        i = j + 1
-    r = np.empty(len(s))
-    r[order] = ranks
-    return float((r[y == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
 
 
 def _auprc(y: np.ndarray, score: np.ndarray) -> float:
@@ -86,7 +68,7 @@ def classification_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]
         "auprc": float("nan"),
     }
     if k == 2:
-        out["auroc"] = 100.0 * _auroc(y, proba[:, 1])
+        out["auroc"] = 100.0 * roc_auc(y, proba[:, 1])
         out["auprc"] = 100.0 * _auprc(y, proba[:, 1])
     return out
 
