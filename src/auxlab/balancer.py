@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
+from auxlab._apply import apply_decision
 from auxlab._errors import NonFiniteLossError, TaskMismatchError
 from auxlab._source import GradMode, SignalSource, StepSignals
 from auxlab.objective import check_same_tasks
-from auxlab.signals import graph_leaves
 from auxlab.weighting import (
     Decision,
     FixedWeights,
@@ -233,28 +233,27 @@ class Balancer:
             self.step += 1
             return record
 
-        # Ask: the signals the strategy declares; get them; let it decide.
+        # Ask the strategy what it needs, get it, let it decide (every `every` steps).
         got: StepSignals | None = None
         strategy_seconds = 0.0
         if self._last is None or self.step % self.every == 0:
             got, strategy_seconds = self._refresh(losses, representation, val_losses)
-            assert self._last is not None
-            decision = self._last
-        else:
+        decision = self._last
+        assert decision is not None
+        if got is None and decision.shared_grad is not None:
             # Between refreshes the weights are reused. A gradient written by the strategy
             # (shared_grad) belongs to the batch it was computed on, so it is not reused:
             # those steps apply the strategy's weights with one plain backward.
-            decision = self._last
-            if decision.shared_grad is not None:
-                decision = Decision(decision.weights, None, decision.extra_loss, None)
+            decision = Decision(decision.weights, None, decision.extra_loss, None)
         check_same_tasks(self.tasks, decision.weights, "the tasks", "the strategy's weights")
 
-        # Combine and apply.
+        # Combine and apply: Σ wᵢ·Lᵢ, and the shared block's part as the strategy decided.
         weights, total = self._weighted_sum(decision, losses)
         coef = decision.shared_weights
         if coef is not None:
             check_same_tasks(self.tasks, coef, "the tasks", "the strategy's shared weights")
-        self._apply(decision, weights, total, losses, got)
+        who = type(self.strategy).__name__
+        apply_decision(decision, weights, total, losses, self.shared, got, who)
 
         # The total from the values already read, so no further device synchronisation.
         total_value = sum(weights[t] * floats[t] for t in self.tasks)
@@ -263,10 +262,9 @@ class Balancer:
         record = StepRecord(self.step, floats, weights, total_value)
         if got is not None:
             self._source.finish(strategy_seconds)
+            self._record_alignment(record, got)
         if coef is not None:
             record.shared_weights = {t: float(coef[t]) for t in self.tasks}
-        if got is not None:
-            self._record_alignment(record, got)
         self.step += 1
         return record
 
@@ -285,7 +283,11 @@ class Balancer:
         representation: torch.Tensor | None,
         val_losses: Mapping[str, float] | None,
     ) -> tuple[StepSignals, float]:
-        """Collect what the strategy needs and let it decide; its decision and own seconds."""
+        """Collect what the strategy declares it needs and let it decide.
+
+        Returns the step's signals and the strategy's own seconds (left out of the timing of
+        the ways of computing the signals).
+        """
         assert self.tasks is not None
         assert self.main is not None
         needs = self.strategy.needs
@@ -335,58 +337,6 @@ class Balancer:
             total = total + decision.extra_loss
         return weights, total
 
-    def _apply(
-        self,
-        decision: Decision,
-        weights: Mapping[str, float],
-        total: torch.Tensor,
-        losses: Mapping[str, torch.Tensor],
-        got: StepSignals | None,
-    ) -> None:
-        """Write the step's gradients: every parameter's, the shared block's as decided."""
-        assert self.tasks is not None
-        coef = decision.shared_weights
-        shared_grad = decision.shared_grad
-        if got is not None and (
-            got.task_grads is not None or (got.layerwise is not None and shared_grad is None)
-        ):
-            # The per-task signals on the shared block are known: write the combination
-            # Σ cᵢ·gᵢ there (or the strategy's own vector), and backpropagate the weighted
-            # sum into everything else only (heads, learnable weights), so the trunk is
-            # traversed T times in all, not T + 1.
-            parts = None
-            if shared_grad is not None:
-                self._check_shared_grad(shared_grad)
-            else:
-                c = coef if coef is not None else weights
-                parts = got.combine([float(c[t]) for t in self.tasks])
-            self._backward_others(total)
-            if parts is None:
-                assert shared_grad is not None
-                self._write_shared(shared_grad, [p.grad for p in self.shared], got.sparse)
-            else:
-                sparse = got.sparse
-                for k, (p, g) in enumerate(zip(self.shared, parts, strict=True)):
-                    # Fresh tensors of our own combination: safe to hand over as they are
-                    # (in sparse form where autograd gave the gradient so).
-                    g = g.to(p.dtype)
-                    if k in sparse:
-                        g = g.to_sparse(sparse_dim=1)
-                    p.grad = g if p.grad is None else p.grad + g
-        elif shared_grad is not None:
-            self._check_shared_grad(shared_grad)
-            before = [p.grad.clone() if p.grad is not None else None for p in self.shared]
-            total.backward()
-            self._write_shared(shared_grad, before)
-        elif coef is not None and any(float(coef[t]) != weights[t] for t in self.tasks):
-            # Reused shared weights that differ from the head weights: one backward for the
-            # shared block with the shared coefficients, one for the rest with the weights.
-            combo = torch.stack([losses[t] * float(coef[t]) for t in self.tasks]).sum()
-            torch.autograd.backward(combo, inputs=self.shared, retain_graph=True)
-            self._backward_others(total)
-        else:
-            total.backward()
-
     def _record_alignment(self, record: StepRecord, got: StepSignals) -> None:
         """Per-task gradient norms and cosines with the main task, when they are known."""
         assert self.tasks is not None
@@ -406,41 +356,6 @@ class Balancer:
         record.grad_norms = {t: float(n) for t, n in zip(self.tasks, norms, strict=True)}
         cos = dots / (norms * norms[i_main]).clamp_min(1e-30)
         record.cosines = {t: float(c) for t, c in zip(self.tasks, cos, strict=True)}
-
-    def _backward_others(self, total: torch.Tensor) -> None:
-        """Backpropagate ``total`` into every parameter it reaches but the shared ones."""
-        shared_ids = {id(p) for p in self.shared}
-        others = [p for p in graph_leaves(total) if id(p) not in shared_ids]
-        if others:
-            torch.autograd.backward(total, inputs=others)
-
-    def _check_shared_grad(self, flat: torch.Tensor) -> None:
-        size = sum(p.numel() for p in self.shared)
-        if flat.ndim != 1 or flat.numel() != size:
-            raise ValueError(
-                f"{type(self.strategy).__name__} returned a shared gradient of shape "
-                f"{tuple(flat.shape)}; the shared parameters have {size} values, so it must be "
-                f"a flat vector of length {size}."
-            )
-
-    def _write_shared(
-        self,
-        flat: torch.Tensor,
-        before: Sequence[torch.Tensor | None],
-        sparse: set[int] | frozenset[int] = frozenset(),
-    ) -> None:
-        offset = 0
-        for k, (p, prev) in enumerate(zip(self.shared, before, strict=True)):
-            n = p.numel()
-            g = flat[offset : offset + n].view_as(p).to(p.dtype)
-            if k in sparse:  # autograd gave this parameter's gradient in sparse form
-                g = g.to_sparse(sparse_dim=1)
-            # A strategy's own vector is copied, since it may keep it in state.
-            if prev is None:
-                p.grad = g.clone()
-            else:
-                p.grad = prev + g
-            offset += n
 
     def __repr__(self) -> str:
         return f"Balancer({self.strategy!r}, main={self.main!r}, every={self.every})"
