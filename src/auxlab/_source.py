@@ -23,7 +23,10 @@ Balancer can write ``Σ cᵢ·gᵢ`` there without another backward through the 
 
 ``collect`` is the one place where per-task signals are produced: data-parallel training
 plugs in by wrapping it (a subclass that reduces the losses and per-task gradients across
-processes before the strategy decides).
+processes before the strategy decides, and returns them with ``dataclasses.replace``).
+The shared block's combination is linear in the per-task gradients, so it may equally be
+reduced after :meth:`StepSignals.combine`; the Gramian is not, so it must come from
+reduced gradients (the layer-wise way, which never forms them, does not apply there).
 """
 
 from __future__ import annotations
