@@ -417,7 +417,7 @@ def bench_setting(
         if balancer is not None and balancer.strategy.needs & {Need.GRADS, Need.GRAMIAN}:
             # How the Balancer computed the Gramian / gradients after its timing steps.
             rec["gramian_way"] = balancer.gramian_way
-            rec["grad_way"] = balancer._engine.chosen
+            rec["grad_way"] = balancer._source.grad_way
         records.append(rec)
     for s in skipped:
         print(f"  skipped {s}", file=sys.stderr)

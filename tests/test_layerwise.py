@@ -283,8 +283,8 @@ def test_auto_measures_both_ways_then_keeps_one_with_the_same_result():
     _, ref, _ = run(ref_net, create("upgrad"), "loop", steps=16)
     balancer, got, _ = run(lw_net, create("upgrad"), "auto", steps=16)
     assert balancer.gramian_way in ("layerwise", "jacobian")
-    assert len(balancer._way_times["layerwise"]) >= 3
-    assert (balancer._layerwise is not None) == (balancer.gramian_way == "layerwise")
+    assert len(balancer._source._way_times["layerwise"]) >= 3
+    assert (balancer._source._layerwise is not None) == (balancer.gramian_way == "layerwise")
     for n in ref:
         torch.testing.assert_close(got[n], ref[n], rtol=1e-9, atol=1e-12, msg=n)
 
@@ -293,18 +293,18 @@ def test_auto_gives_up_on_an_unsupported_trunk():
     net = Net("layernorm")
     balancer, _, _ = run(net, create("upgrad"), "auto", steps=3)
     assert balancer.gramian_way == "jacobian"
-    assert balancer._layerwise is None
+    assert balancer._source._layerwise is None
     assert not net.trunk[0]._forward_hooks  # the hooks are gone
 
 
 def test_strategies_that_read_the_gradients_do_not_use_it():
     net = Net("mlp")
-    assert Balancer(create("graddrop"), shared=net.trunk)._layerwise is None
-    assert Balancer(create("equal"), shared=net.trunk)._layerwise is None
-    assert Balancer(create("upgrad"), shared=net.trunk, grad_mode="loop")._layerwise is None
+    assert Balancer(create("graddrop"), shared=net.trunk)._source._layerwise is None
+    assert Balancer(create("equal"), shared=net.trunk)._source._layerwise is None
+    assert Balancer(create("upgrad"), shared=net.trunk, grad_mode="loop")._source._layerwise is None
     # Parameters without their module: nothing to hook.
-    assert Balancer(create("upgrad"), shared=net.trunk.parameters())._layerwise is None
-    assert Balancer(GradientCosine(), shared=net.trunk)._layerwise is not None
+    assert Balancer(create("upgrad"), shared=net.trunk.parameters())._source._layerwise is None
+    assert Balancer(GradientCosine(), shared=net.trunk)._source._layerwise is not None
 
 
 def test_reused_decisions_between_refreshes_are_the_same():
@@ -324,18 +324,18 @@ def test_records_are_cleared_and_bounded():
     assert not lw._records  # no graph, nothing recorded
     balancer = Balancer(create("upgrad"), shared=net.trunk, grad_mode="layerwise")
     balancer.backward(losses_of(net))
-    assert not balancer._layerwise._records
+    assert not balancer._source._layerwise._records
     # Forwards that never reach a Balancer step (an evaluation with gradients on) are
     # dropped past a bound; the next step then uses the exact fallback.
     x = torch.randn(2, 6, dtype=torch.float64)
     for _ in range(MAX_CALLS + 1):
         net(x)
-    assert not balancer._layerwise._records
-    assert balancer._layerwise._overflow
+    assert not balancer._source._layerwise._records
+    assert balancer._source._layerwise._overflow
     with pytest.warns(RuntimeWarning, match="layer-wise Gramian cannot be used"):
         balancer.backward(losses_of(net))
     balancer.backward(losses_of(net))  # cleared: layer-wise again
-    assert balancer._layerwise_misses == 1
+    assert balancer._source._layerwise_misses == 1
 
 
 def test_a_task_that_reaches_no_shared_parameter_is_named():
@@ -352,10 +352,10 @@ def test_a_hooked_module_copies_and_pickles_without_recording_into_the_original(
     balancer = Balancer(create("upgrad"), shared=net.trunk, grad_mode="layerwise")
     clone = copy.deepcopy(net)
     clone(torch.randn(4, 6, dtype=torch.float64))
-    assert not balancer._layerwise._records
+    assert not balancer._source._layerwise._records
     restored = pickle.loads(pickle.dumps(net))
     restored(torch.randn(4, 6, dtype=torch.float64))
-    assert not balancer._layerwise._records
+    assert not balancer._source._layerwise._records
 
 
 def test_the_hooks_go_with_the_balancer():
@@ -376,7 +376,7 @@ def test_a_forward_whose_outputs_no_loss_uses_changes_nothing():
     lw_net.zero_grad()
     lw_net(torch.randn(5, 6, dtype=torch.float64))  # recorded, but not part of the losses
     balancer.backward(losses_of(lw_net, seed=0))
-    assert balancer._layerwise_misses == 0
+    assert balancer._source._layerwise_misses == 0
     for n, p in lw_net.named_parameters():
         torch.testing.assert_close(p.grad, ref[n], rtol=1e-9, atol=1e-12, msg=n)
 

@@ -300,7 +300,7 @@ def test_blocked_gramian_equals_one_product():
 
 @pytest.mark.parametrize("tasks", [2, 5])
 def test_the_loop_keeps_rows_for_few_tasks_and_fills_one_matrix_for_many(tasks):
-    from auxlab.signals import DOTS_MAX_TASKS, _loop_grads
+    from auxlab._taskgrads import DOTS_MAX_TASKS, loop_grads
 
     torch.manual_seed(0)
     trunk = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 4))
@@ -308,7 +308,7 @@ def test_the_loop_keeps_rows_for_few_tasks_and_fills_one_matrix_for_many(tasks):
     z = trunk(torch.randn(16, 6))
     losses = [h(z).pow(2).mean() for h in heads]
     params = list(trunk.parameters())
-    got = _loop_grads(losses, params, True, None)
+    got = loop_grads(losses, params, True, None)
     assert (got._rows is not None) == (tasks <= DOTS_MAX_TASKS)
     assert (got._flat is not None) == (tasks > DOTS_MAX_TASKS)
     ref = per_task_grads(losses, params)

@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
+from auxlab._apply import apply_decision
 from auxlab._errors import NonFiniteLossError, TaskMismatchError
-from auxlab._layerwise import LayerwiseGramian
+from auxlab._source import GradMode, SignalSource, StepSignals
 from auxlab.objective import check_same_tasks
-from auxlab.signals import GradientEngine, Mode, graph_leaves, representation_grads
 from auxlab.weighting import (
     Decision,
     FixedWeights,
@@ -37,17 +36,6 @@ from auxlab.weighting import (
 from auxlab.weighting._base import check_weight
 
 __all__ = ["Balancer", "GradMode", "StepRecord"]
-
-#: How the Balancer computes per-task gradient signals (see ``Balancer(grad_mode=...)``).
-GradMode = Literal["auto", "loop", "batched", "layerwise"]
-
-#: The layer-wise Gramian differentiates with respect to graph edges (``GradientEdge``
-#: inputs to ``torch.autograd.grad``), which PyTorch accepts from 2.4 on.
-_LAYERWISE_TORCH = torch.torch_version.TorchVersion(torch.__version__) >= "2.4"
-
-#: Timed refresh steps per way (layer-wise Gramian, per-task gradients), after warm-up and
-#: with the inner way (loop or batched) each engine chose, before keeping the faster way.
-_MEASURED_STEPS = 3
 
 
 @dataclass
@@ -93,13 +81,6 @@ class StepRecord:
                 out[f"{name}_{t}"] = v
         out.update(self.extra)
         return out
-
-
-def _as_params(shared: nn.Module | Iterable[torch.Tensor] | None) -> list[torch.Tensor]:
-    if shared is None:
-        return []
-    items: Iterable[torch.Tensor] = shared.parameters() if isinstance(shared, nn.Module) else shared
-    return [p for p in items if p.requires_grad]
 
 
 class Balancer:
@@ -166,44 +147,19 @@ class Balancer:
         if int(every) != every or every < 1:
             raise ValueError(f"every must be a positive integer, got {every!r}")
         self.strategy = strategy
-        self.shared = _as_params(shared)
         self.main = main
         self.every = int(every)
         self.nan_policy = nan_policy
+        self.grad_mode = grad_mode
         self.tasks: tuple[str, ...] | None = None
         self.state: Any = None
         self.step = 0
         self.skipped_steps = 0
-        self._last: Any = None
-        if grad_mode not in ("auto", "loop", "batched", "layerwise"):
-            raise ValueError(
-                f"grad_mode must be 'auto', 'loop', 'batched' or 'layerwise', got {grad_mode!r}"
-            )
-        self.grad_mode = grad_mode
-        engine_mode: Mode = "auto" if grad_mode == "layerwise" else grad_mode
-        self._engine = GradientEngine(engine_mode)
-        needs = strategy.needs
-        # The layer-wise Gramian: for Gramian-only strategies on a shared module.
-        self._layerwise: LayerwiseGramian | None = None
-        self._way: str | None = "jacobian"
-        # Seconds of the measured refresh steps, with the inner way (loop or batched) used.
-        self._way_times: dict[str, list[tuple[str, float]]] = {"layerwise": [], "jacobian": []}
-        self._layerwise_misses = 0
-        self._measured = 0
-        if (
-            grad_mode in ("auto", "layerwise")
-            and Need.GRAMIAN in needs
-            and Need.GRADS not in needs
-            and isinstance(shared, nn.Module)
-            and _LAYERWISE_TORCH
-        ):
-            layerwise = LayerwiseGramian(shared, self.shared)
-            if layerwise.modules:
-                self._layerwise = layerwise
-                self._way = "layerwise" if grad_mode == "layerwise" else None
-            else:
-                layerwise.close()
-        if needs & {Need.GRADS, Need.GRAMIAN} and not self.shared:
+        self._last: Decision | None = None
+        # Everything per-task (loss values, gradients, Gramian) comes from here.
+        self._source = SignalSource(shared, strategy.needs, grad_mode)
+        self.shared = self._source.params
+        if strategy.needs & {Need.GRADS, Need.GRAMIAN} and not self.shared:
             raise ValueError(
                 f"{type(strategy).__name__} needs per-task gradients on the shared parameters; "
                 "pass shared=<the shared module or its parameters> to the Balancer."
@@ -228,6 +184,15 @@ class Balancer:
         """The strategy's learnable parameters, to give to the optimizer."""
         return self.strategy.parameters()
 
+    @property
+    def gramian_way(self) -> str | None:
+        """How the Gramian is computed at refresh steps.
+
+        ``"layerwise"``, ``"jacobian"`` (from the per-task gradients), or ``None`` while
+        ``grad_mode="auto"`` is still timing both.
+        """
+        return self._source.gramian_way
+
     def backward(
         self,
         losses: Mapping[str, torch.Tensor],
@@ -245,80 +210,7 @@ class Balancer:
         try:
             return self._backward(losses, representation, val_losses)
         finally:
-            if self._layerwise is not None:
-                self._layerwise.clear()
-
-    @property
-    def gramian_way(self) -> str | None:
-        """How the Gramian is computed at refresh steps.
-
-        ``"layerwise"``, ``"jacobian"`` (from the per-task gradients), or ``None`` while
-        ``grad_mode="auto"`` is still timing both.
-        """
-        return self._way
-
-    def _next_way(self) -> str:
-        if self._layerwise is None:
-            return "jacobian"
-        if self._way is not None:
-            return self._way
-        self._measured += 1
-        return ("jacobian", "layerwise")[self._measured % 2]  # layer-wise first
-
-    def _layerwise_missed(self) -> None:
-        """The layer-wise Gramian could not be used at this step (the fallback is exact)."""
-        self._layerwise_misses += 1
-        if self.grad_mode == "layerwise":
-            if self._layerwise_misses == 1:
-                reason = self._layerwise.reason if self._layerwise is not None else ""
-                warnings.warn(
-                    f"the layer-wise Gramian cannot be used at this step ({reason}); using "
-                    "the per-task gradients (same result)",
-                    RuntimeWarning,
-                    stacklevel=4,
-                )
-        elif self._layerwise_misses >= 2 and self._layerwise is not None:
-            self._layerwise.close()
-            self._layerwise = None
-            self._way = "jacobian"
-
-    def _inner_timings(self, way: str) -> dict[str, list[float]]:
-        """The per-call timings of the engine behind ``way`` (which inner way ran)."""
-        if way == "layerwise" and self._layerwise is not None:
-            return self._layerwise.timings
-        return self._engine.timings
-
-    def _timed(self, way: str, start: float, before: dict[str, int]) -> None:
-        """Record a measured step; once both ways are known, keep the faster."""
-        if self._way is not None or self._layerwise is None:
-            return
-        if self.shared[0].is_cuda:
-            torch.cuda.synchronize(self.shared[0].device)
-        seconds = time.perf_counter() - start
-        timings = self._inner_timings(way)
-        # Which inner way (loop or batched) this step used; its first call includes warm-up.
-        inner = next((k for k, v in timings.items() if len(v) > before.get(k, 0)), "")
-        if inner and before.get(inner, 0) > 0:
-            self._way_times[way].append((inner, seconds))
-        chosen = {
-            "layerwise": self._layerwise.chosen,
-            "jacobian": self._engine.chosen,
-        }
-        if chosen["layerwise"] is None or chosen["jacobian"] is None:
-            return
-        # Compare the steps each way took with the inner way its engine settled on.
-        best = {}
-        for w, got in self._way_times.items():
-            times = [t for i, t in got if i == chosen[w]]
-            if len(times) < _MEASURED_STEPS:
-                return
-            best[w] = min(times)
-        if best["layerwise"] < best["jacobian"]:
-            self._way = "layerwise"
-        else:
-            self._way = "jacobian"
-            self._layerwise.close()
-            self._layerwise = None
+            self._source.clear()
 
     def _backward(
         self,
@@ -331,15 +223,7 @@ class Balancer:
         assert self.tasks is not None
         assert self.main is not None
         check_same_tasks(self.tasks, losses, "the Balancer's tasks", "the losses")
-        values = {}
-        for t in self.tasks:
-            loss = losses[t]
-            if loss.ndim != 0:
-                raise ValueError(f"the loss of task '{t}' must be a scalar, got {loss.shape}")
-            values[t] = loss.detach()
-        # One device-to-host read for all the loss values (not one per task).
-        as_list = torch.stack([v.to(torch.float64) for v in values.values()]).tolist()
-        floats = dict(zip(values, as_list, strict=True))
+        floats = self._loss_values(losses)
         bad = next((t for t, v in floats.items() if not math.isfinite(v)), None)
         if bad is not None:
             if self.nan_policy == "raise":
@@ -349,71 +233,96 @@ class Balancer:
             self.step += 1
             return record
 
-        needs = self.strategy.needs
-        refresh = self._last is None or self.step % self.every == 0
-        grads = gram = rep = None
-        task_grads = None  # the per-task gradients, when computed this step
-        layerwise = None  # the LayerwiseGramian, when it computed this step's Gramian
-        way, start = "", 0.0  # the way timed at this step, if any
-        update_seconds = 0.0
-        counts: dict[str, int] = {}
-        if refresh:
-            ordered = [losses[t] for t in self.tasks]
-            if needs & {Need.GRADS, Need.GRAMIAN}:
-                way, start = self._next_way(), time.perf_counter()
-                counts = {k: len(v) for k, v in self._inner_timings(way).items()}
-                if way == "layerwise" and self._layerwise is not None:
-                    gram = self._layerwise.compute(ordered, self.shared)
-                    if gram is None:
-                        if not self._layerwise.zero_row:
-                            self._layerwise_missed()
-                        way = "missed"
-                    else:
-                        layerwise = self._layerwise
-                if gram is None:
-                    task_grads = self._engine.task_grads(ordered, self.shared, self.tasks)
-                    if Need.GRADS in needs:
-                        grads = task_grads.flat()
-                    if Need.GRAMIAN in needs:
-                        gram = task_grads.gramian()
-            if Need.REP_GRADS in needs:
-                if representation is None:
-                    raise ValueError(
-                        f"{type(self.strategy).__name__} needs gradients on the shared "
-                        "representation: pass representation=<tensor> to backward()."
-                    )
-                rep = representation_grads(ordered, representation)
-            if Need.VAL_LOSSES in needs and val_losses is None:
-                raise ValueError(
-                    f"{type(self.strategy).__name__} needs validation losses: pass "
-                    "val_losses={task: value} to backward()."
-                )
-            signals = Signals(
-                step=self.step,
-                tasks=self.tasks,
-                main=self.main,
-                losses=values,
-                grads=grads if Need.GRADS in needs else None,
-                gramian=gram,
-                rep_grads=rep,
-                val_losses=val_losses,
-            )
-            update_start = time.perf_counter()
-            out, self.state = self.strategy.update(signals, self.state)
-            # The strategy's own time is the same whichever way gave its inputs, and a
-            # solver's varies from step to step: it is left out of the ways' timings.
-            update_seconds = time.perf_counter() - update_start
-            self._last = as_decision(out)
-            decision = self._last
-        else:
+        # Ask the strategy what it needs, get it, let it decide (every `every` steps).
+        got: StepSignals | None = None
+        strategy_seconds = 0.0
+        if self._last is None or self.step % self.every == 0:
+            got, strategy_seconds = self._refresh(losses, representation, val_losses)
+        decision = self._last
+        assert decision is not None
+        if got is None and decision.shared_grad is not None:
             # Between refreshes the weights are reused. A gradient written by the strategy
             # (shared_grad) belongs to the batch it was computed on, so it is not reused:
             # those steps apply the strategy's weights with one plain backward.
-            decision = self._last
-            if decision.shared_grad is not None:
-                decision = Decision(decision.weights, None, decision.extra_loss, None)
+            decision = Decision(decision.weights, None, decision.extra_loss, None)
         check_same_tasks(self.tasks, decision.weights, "the tasks", "the strategy's weights")
 
+        # Combine and apply: Σ wᵢ·Lᵢ, and the shared block's part as the strategy decided.
+        weights, total = self._weighted_sum(decision, losses)
+        coef = decision.shared_weights
+        if coef is not None:
+            check_same_tasks(self.tasks, coef, "the tasks", "the strategy's shared weights")
+        who = type(self.strategy).__name__
+        apply_decision(decision, weights, total, losses, self.shared, got, who)
+
+        # The total from the values already read, so no further device synchronisation.
+        total_value = sum(weights[t] * floats[t] for t in self.tasks)
+        if decision.extra_loss is not None:
+            total_value += float(decision.extra_loss.detach())
+        record = StepRecord(self.step, floats, weights, total_value)
+        if got is not None:
+            self._source.finish(strategy_seconds)
+            self._record_alignment(record, got)
+        if coef is not None:
+            record.shared_weights = {t: float(coef[t]) for t in self.tasks}
+        self.step += 1
+        return record
+
+    def _loss_values(self, losses: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        """The loss values as floats, checked to be scalars, in one device-to-host read."""
+        assert self.tasks is not None
+        for t in self.tasks:
+            if losses[t].ndim != 0:
+                raise ValueError(f"the loss of task '{t}' must be a scalar, got {losses[t].shape}")
+        values = [losses[t].detach().to(torch.float64) for t in self.tasks]
+        return dict(zip(self.tasks, torch.stack(values).tolist(), strict=True))
+
+    def _refresh(
+        self,
+        losses: Mapping[str, torch.Tensor],
+        representation: torch.Tensor | None,
+        val_losses: Mapping[str, float] | None,
+    ) -> tuple[StepSignals, float]:
+        """Collect what the strategy declares it needs and let it decide.
+
+        Returns the step's signals and the strategy's own seconds (left out of the timing of
+        the ways of computing the signals).
+        """
+        assert self.tasks is not None
+        assert self.main is not None
+        needs = self.strategy.needs
+        name = type(self.strategy).__name__
+        if Need.REP_GRADS in needs and representation is None:
+            raise ValueError(
+                f"{name} needs gradients on the shared representation: pass "
+                "representation=<tensor> to backward()."
+            )
+        if Need.VAL_LOSSES in needs and val_losses is None:
+            raise ValueError(
+                f"{name} needs validation losses: pass val_losses={{task: value}} to backward()."
+            )
+        got = self._source.collect({t: losses[t] for t in self.tasks}, needs, representation)
+        signals = Signals(
+            step=self.step,
+            tasks=self.tasks,
+            main=self.main,
+            losses=got.losses,
+            grads=got.grads,
+            gramian=got.gramian,
+            rep_grads=got.rep_grads,
+            val_losses=val_losses,
+        )
+        start = time.perf_counter()
+        out, self.state = self.strategy.update(signals, self.state)
+        seconds = time.perf_counter() - start
+        self._last = as_decision(out)
+        return got, seconds
+
+    def _weighted_sum(
+        self, decision: Decision, losses: Mapping[str, torch.Tensor]
+    ) -> tuple[dict[str, float], torch.Tensor]:
+        """The checked weights as floats, and ``Σ wᵢ·Lᵢ`` (plus the strategy's extra term)."""
+        assert self.tasks is not None
         total: torch.Tensor | None = None
         weights: dict[str, float] = {}
         who = f"weight chosen by {type(self.strategy).__name__}"
@@ -426,120 +335,27 @@ class Balancer:
         assert total is not None
         if decision.extra_loss is not None:
             total = total + decision.extra_loss
-        coef = decision.shared_weights
-        if coef is not None:
-            check_same_tasks(self.tasks, coef, "the tasks", "the strategy's shared weights")
+        return weights, total
 
-        if (layerwise is not None and decision.shared_grad is None) or task_grads is not None:
-            # The per-task signals on the shared block are known: write the combination
-            # Σ cᵢ·gᵢ there (from the layer-wise data, one weight-gradient product per layer,
-            # or from the per-task gradients), and backpropagate the weighted sum into
-            # everything else only (heads, learnable weights), so the trunk is traversed T
-            # times in all, not T + 1.
-            c = coef if coef is not None else weights
-            coefs = [float(c[t]) for t in self.tasks]
-            parts: list[torch.Tensor] | None = None
-            sparse: set[int] = set()
-            if layerwise is not None:
-                vec = torch.tensor(coefs, dtype=self.shared[0].dtype)
-                combined = {id(p): g for p, g in layerwise.apply(vec)}
-                # A shared parameter no loss reaches gets zeros, as from per-task gradients.
-                parts = [
-                    torch.zeros_like(p) if id(p) not in combined else combined[id(p)].view_as(p)
-                    for p in self.shared
-                ]
-            else:
-                assert task_grads is not None
-                sparse = task_grads.sparse
-                if decision.shared_grad is not None:
-                    self._check_shared_grad(decision.shared_grad)
-                else:
-                    parts = task_grads.combine(coefs)
-            self._backward_others(total)
-            if parts is None:
-                assert decision.shared_grad is not None
-                self._write_shared(decision.shared_grad, [p.grad for p in self.shared], sparse)
-            else:
-                for k, (p, g) in enumerate(zip(self.shared, parts, strict=True)):
-                    # Fresh tensors of our own combination: safe to hand over as they are
-                    # (in sparse form where autograd gave the gradient so).
-                    g = g.to(p.dtype)
-                    if k in sparse:
-                        g = g.to_sparse(sparse_dim=1)
-                    p.grad = g if p.grad is None else p.grad + g
-        elif decision.shared_grad is not None:
-            self._check_shared_grad(decision.shared_grad)
-            before = [p.grad.clone() if p.grad is not None else None for p in self.shared]
-            total.backward()
-            self._write_shared(decision.shared_grad, before)
-        elif coef is not None and any(float(coef[t]) != weights[t] for t in self.tasks):
-            # Reused shared weights that differ from the head weights: one backward for the
-            # shared block with the shared coefficients, one for the rest with the weights.
-            combo = torch.stack([losses[t] * float(coef[t]) for t in self.tasks]).sum()
-            torch.autograd.backward(combo, inputs=self.shared, retain_graph=True)
-            self._backward_others(total)
+    def _record_alignment(self, record: StepRecord, got: StepSignals) -> None:
+        """Per-task gradient norms and cosines with the main task, when they are known."""
+        assert self.tasks is not None
+        assert self.main is not None
+        gram, grads = got.gramian, got.grads
+        if gram is None and grads is None:
+            return
+        # From the Gramian when there is one: it is T x T, the gradients are T x d.
+        i_main = self.tasks.index(self.main)
+        if gram is not None:
+            norms = gram.diagonal().clamp_min(0).sqrt()
+            dots = gram[:, i_main]
         else:
-            total.backward()
-
-        # The total from the values already read, so no further device synchronisation.
-        total_value = sum(weights[t] * floats[t] for t in self.tasks)
-        if decision.extra_loss is not None:
-            total_value += float(decision.extra_loss.detach())
-        record = StepRecord(self.step, floats, weights, total_value)
-        if way in ("layerwise", "jacobian"):
-            self._timed(way, start + update_seconds, counts)
-        if coef is not None:
-            record.shared_weights = {t: float(coef[t]) for t in self.tasks}
-        if grads is not None or gram is not None:
-            # From the Gramian when there is one: it is T x T, the gradients are T x d.
-            i_main = self.tasks.index(self.main)
-            if gram is not None:
-                norms = gram.diagonal().clamp_min(0).sqrt()
-                dots = gram[:, i_main]
-            else:
-                assert grads is not None
-                norms = grads.norm(dim=1)
-                dots = grads @ grads[i_main]
-            record.grad_norms = {t: float(n) for t, n in zip(self.tasks, norms, strict=True)}
-            cos = dots / (norms * norms[i_main]).clamp_min(1e-30)
-            record.cosines = {t: float(c) for t, c in zip(self.tasks, cos, strict=True)}
-        self.step += 1
-        return record
-
-    def _backward_others(self, total: torch.Tensor) -> None:
-        """Backpropagate ``total`` into every parameter it reaches but the shared ones."""
-        shared_ids = {id(p) for p in self.shared}
-        others = [p for p in graph_leaves(total) if id(p) not in shared_ids]
-        if others:
-            torch.autograd.backward(total, inputs=others)
-
-    def _check_shared_grad(self, flat: torch.Tensor) -> None:
-        size = sum(p.numel() for p in self.shared)
-        if flat.ndim != 1 or flat.numel() != size:
-            raise ValueError(
-                f"{type(self.strategy).__name__} returned a shared gradient of shape "
-                f"{tuple(flat.shape)}; the shared parameters have {size} values, so it must be "
-                f"a flat vector of length {size}."
-            )
-
-    def _write_shared(
-        self,
-        flat: torch.Tensor,
-        before: Sequence[torch.Tensor | None],
-        sparse: set[int] | frozenset[int] = frozenset(),
-    ) -> None:
-        offset = 0
-        for k, (p, prev) in enumerate(zip(self.shared, before, strict=True)):
-            n = p.numel()
-            g = flat[offset : offset + n].view_as(p).to(p.dtype)
-            if k in sparse:  # autograd gave this parameter's gradient in sparse form
-                g = g.to_sparse(sparse_dim=1)
-            # A strategy's own vector is copied, since it may keep it in state.
-            if prev is None:
-                p.grad = g.clone()
-            else:
-                p.grad = prev + g
-            offset += n
+            assert grads is not None
+            norms = grads.norm(dim=1)
+            dots = grads @ grads[i_main]
+        record.grad_norms = {t: float(n) for t, n in zip(self.tasks, norms, strict=True)}
+        cos = dots / (norms * norms[i_main]).clamp_min(1e-30)
+        record.cosines = {t: float(c) for t, c in zip(self.tasks, cos, strict=True)}
 
     def __repr__(self) -> str:
         return f"Balancer({self.strategy!r}, main={self.main!r}, every={self.every})"
