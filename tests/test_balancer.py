@@ -21,6 +21,7 @@ from auxlab.weighting import (
     NoState,
     Signals,
     Strategy,
+    create,
 )
 
 
@@ -502,6 +503,27 @@ def test_every_computes_grads_only_on_refresh_steps() -> None:
     assert len(probe.seen) == 2
     assert [r.grad_norms is not None for r in records] == [True, False, True, False]
     assert [r.cosines is not None for r in records] == [True, False, True, False]
+
+
+def test_every_with_learnable_weights_reuses_them_as_constants() -> None:
+    # Uncertainty weighting's weights hang on its own parameters' graph; reusing them on the
+    # step after a refresh used to backpropagate through the freed graph ("Trying to backward
+    # through the graph a second time").
+    model = make_net(0)
+    strategy = create("uncertainty")
+    balancer = Balancer(strategy, every=2)
+    records = []
+    for _ in range(4):
+        model.zero_grad()
+        for p in balancer.parameters():  # created at the first step
+            p.grad = None
+        records.append(balancer.backward(losses_of(model)))
+        params = balancer.parameters()
+        assert params
+        assert all(p.grad is not None for p in params) == (records[-1].step % 2 == 0)
+    assert records[1].weights == records[0].weights
+    assert records[3].weights == records[2].weights
+    assert all(p.grad is not None for p in model.parameters())
 
 
 def test_step_record_as_dict_keys() -> None:

@@ -94,7 +94,8 @@ class Balancer:
         main: The main task. Defaults to the ``main`` attribute of the losses (set by
             :class:`~auxlab.Objective`), else a task named ``"main"``.
         every: Compute signals and update the strategy every ``every`` steps; in between,
-            reuse the last weights (cheaper for gradient-based strategies).
+            reuse the last weights as constants (cheaper for gradient-based strategies; a
+            strategy with learnable parameters learns on refresh steps only).
         nan_policy: ``"raise"`` (default) raises :class:`~auxlab.NonFiniteLossError` naming
             the task and step when a loss is NaN or infinite; ``"skip"`` skips the backward
             for that step and counts it in :attr:`skipped_steps`.
@@ -240,11 +241,8 @@ class Balancer:
             got, strategy_seconds = self._refresh(losses, representation, val_losses)
         decision = self._last
         assert decision is not None
-        if got is None and decision.shared_grad is not None:
-            # Between refreshes the weights are reused. A gradient written by the strategy
-            # (shared_grad) belongs to the batch it was computed on, so it is not reused:
-            # those steps apply the strategy's weights with one plain backward.
-            decision = Decision(decision.weights, None, decision.extra_loss, None)
+        if got is None:
+            decision = _reused(decision)
         check_same_tasks(self.tasks, decision.weights, "the tasks", "the strategy's weights")
 
         # Combine and apply: Σ wᵢ·Lᵢ, and the shared block's part as the strategy decided.
@@ -359,3 +357,28 @@ class Balancer:
 
     def __repr__(self) -> str:
         return f"Balancer({self.strategy!r}, main={self.main!r}, every={self.every})"
+
+
+def _reused(decision: Decision) -> Decision:
+    """The last decision as it may be applied again, between refreshes, to a new batch.
+
+    Its weights are reused as constants. Whatever belongs to the batch or the autograd graph
+    it was computed on is dropped: a gradient written by the strategy (``shared_grad``; those
+    steps apply the strategy's weights with one plain backward), and, for strategies with
+    learnable parameters (uncertainty weighting), the graph from those parameters to the
+    weights and the regulariser (``extra_loss``), which the previous backward freed. The
+    strategy's parameters therefore learn on refresh steps only.
+    """
+    if (
+        decision.shared_grad is None
+        and decision.extra_loss is None
+        and not any(
+            isinstance(w, torch.Tensor) and w.requires_grad for w in decision.weights.values()
+        )
+    ):
+        return decision
+    weights = {
+        t: w.detach() if isinstance(w, torch.Tensor) else w for t, w in decision.weights.items()
+    }
+    shared = decision.shared_weights if decision.shared_grad is None else None
+    return Decision(weights, None, None, shared)
