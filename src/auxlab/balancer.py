@@ -23,7 +23,7 @@ from torch import nn
 from auxlab._apply import apply_decision
 from auxlab._errors import NonFiniteLossError, TaskMismatchError
 from auxlab._source import GradMode, SignalSource, StepSignals
-from auxlab.objective import check_same_tasks
+from auxlab._tasks import check_same_tasks
 from auxlab.weighting import (
     Decision,
     FixedWeights,

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from auxlab.objective import check_same_tasks
+from auxlab._tasks import check_same_tasks
 from auxlab.weighting._base import Decision, Need, Signals, Strategy, as_decision
 
 __all__ = []

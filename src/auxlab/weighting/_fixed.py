@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
-from auxlab.objective import match_to_tasks
+from auxlab._tasks import match_to_tasks
 from auxlab.weighting._base import Signals, Strategy, Weights, check_weight
 from auxlab.weighting._registry import register
 

@@ -7,7 +7,7 @@ from typing import ClassVar, NamedTuple
 
 import torch
 
-from auxlab.objective import match_to_tasks
+from auxlab._tasks import match_to_tasks
 from auxlab.weighting._base import Decision, Need, Signals, Strategy
 from auxlab.weighting._gradient_common import _check_tasks, _grads
 from auxlab.weighting._registry import register

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from auxlab._linalg import gramian
-from auxlab.objective import match_to_tasks
+from auxlab._tasks import match_to_tasks
 from auxlab.weighting._base import Decision, Signals
 from auxlab.weighting._solvers import Array, gramian64, input_eps
 

@@ -14,7 +14,7 @@ from typing import ClassVar, NamedTuple
 
 import torch
 
-from auxlab.objective import check_same_tasks
+from auxlab._tasks import check_same_tasks
 from auxlab.weighting._base import Need, Signals, Strategy, Weights
 from auxlab.weighting._registry import register
 

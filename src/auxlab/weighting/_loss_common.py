@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from auxlab.objective import check_same_tasks
+from auxlab._tasks import check_same_tasks
 from auxlab.weighting._base import Signals
 
 __all__ = []

@@ -8,7 +8,7 @@ from typing import ClassVar, Literal, NamedTuple
 import numpy as np
 import torch
 
-from auxlab.objective import check_same_tasks
+from auxlab._tasks import check_same_tasks
 from auxlab.weighting._base import Need, Signals, Strategy, Weights
 from auxlab.weighting._loss_common import _positive
 from auxlab.weighting._registry import register

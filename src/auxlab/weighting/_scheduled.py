@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from auxlab.objective import check_same_tasks
+from auxlab._tasks import check_same_tasks
 from auxlab.weighting._base import Decision, Signals, Strategy, as_decision, check_weight
 from auxlab.weighting._equal import EqualWeighting
 from auxlab.weighting._registry import register
