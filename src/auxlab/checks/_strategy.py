@@ -18,7 +18,14 @@ from typing import Any
 
 import torch
 
-from auxlab.weighting._base import Decision, Signals, Strategy, as_decision
+from auxlab.checks._signals import (
+    TASKS,
+    decision_weights,
+    make_signals,
+    realised_update,
+    run_steps,
+)
+from auxlab.weighting._base import Signals, Strategy, as_decision
 
 __all__ = [
     "STRATEGY_CHECKS",
@@ -27,84 +34,6 @@ __all__ = [
     "realised_update",
     "strategy_checks",
 ]
-
-TASKS = ("main", "aux1", "aux2")
-
-
-def make_signals(
-    step: int,
-    tasks: Sequence[str] = TASKS,
-    main: str = "main",
-    seed: int = 0,
-    dim: int = 24,
-    loss_scale: float = 1.0,
-    grad_scale: float = 1.0,
-    scale_task: str | None = None,
-    factor: float = 1.0,
-) -> Signals:
-    """Random but reproducible signals for step ``step`` (same seed and step, same signals).
-
-    ``scale_task`` and ``factor`` multiply one task's loss, gradient and representation
-    gradient by ``factor`` (the Gramian follows), as if that loss had been multiplied by it.
-    """
-    g = torch.Generator().manual_seed(seed * 7919 + step)
-    t = len(tasks)
-    base = torch.randn(dim, generator=g, dtype=torch.float64)
-    # Partly shared direction so that gradients are neither all aligned nor all opposed.
-    grads = 0.5 * base + torch.randn(t, dim, generator=g, dtype=torch.float64)
-    rep = torch.randn(t, dim // 2, generator=g, dtype=torch.float64)
-    losses = 0.2 + torch.rand(t, generator=g, dtype=torch.float64) * (1.0 + 0.5 / (1 + step))
-    val = 0.2 + torch.rand(t, generator=g, dtype=torch.float64)
-    scale = torch.ones(t, dtype=torch.float64)
-    if scale_task is not None:
-        scale[list(tasks).index(scale_task)] = factor
-    losses = losses * loss_scale * scale
-    grads = grads * grad_scale * scale[:, None]
-    rep = rep * grad_scale * scale[:, None]
-    return Signals(
-        step=step,
-        tasks=tuple(tasks),
-        main=main,
-        losses={k: losses[i] for i, k in enumerate(tasks)},
-        grads=grads,
-        gramian=grads @ grads.T,
-        rep_grads=rep,
-        val_losses={k: float(val[i]) for i, k in enumerate(tasks)},
-    )
-
-
-def _weights(decision: Decision) -> dict[str, float]:
-    return {
-        k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
-        for k, v in decision.weights.items()
-    }
-
-
-def realised_update(decision: Decision, signals: Signals) -> torch.Tensor:
-    """The update a decision writes on the shared parameters, from the signals' gradients."""
-    assert signals.grads is not None
-    if decision.shared_grad is not None:
-        return decision.shared_grad.detach().to(signals.grads.dtype)
-    coef = decision.shared_weights if decision.shared_weights is not None else decision.weights
-    c = torch.tensor(
-        [float(torch.as_tensor(coef[t]).detach()) for t in signals.tasks],
-        dtype=signals.grads.dtype,
-    )
-    return c @ signals.grads
-
-
-def _run(
-    strategy: Strategy, steps: int, seed: int = 0, **signal_kwargs: Any
-) -> list[tuple[Decision, Signals, Any]]:
-    s = strategy.clone()
-    tasks = signal_kwargs.pop("tasks", TASKS)
-    state = s.init(list(tasks), signal_kwargs.get("main", "main"))
-    out = []
-    for step in range(steps):
-        sig = make_signals(step, tasks=tasks, seed=seed, **signal_kwargs)
-        value, state = s.update(sig, state)
-        out.append((as_decision(value), sig, state))
-    return out
 
 
 def _name(strategy: Strategy) -> str:
@@ -127,8 +56,8 @@ def _require(condition: object, message: str) -> None:
 
 def check_finite_weights(strategy: Strategy) -> None:
     """Weights are finite, >= 0 and keyed by exactly the tasks, for several steps."""
-    for decision, sig, _ in _run(strategy, 6):
-        w = _weights(decision)
+    for decision, sig, _ in run_steps(strategy, 6):
+        w = decision_weights(decision)
         _require(
             set(w) == set(sig.tasks),
             f"{_name(strategy)} returned weights for {sorted(w)}, tasks are {list(sig.tasks)}",
@@ -144,7 +73,7 @@ def check_permutation(strategy: Strategy) -> None:
     if getattr(strategy, "randomized", False):
         return
     order = ("main", "aux2", "aux1")
-    a = _run(strategy, 4)
+    a = run_steps(strategy, 4)
     # Same signals, tasks listed in another order: build b's signals by permuting a's.
     s = strategy.clone()
     state = s.init(list(order), "main")
@@ -164,7 +93,7 @@ def check_permutation(strategy: Strategy) -> None:
             val_losses=sig_a.val_losses,
         )
         value, state = s.update(sig_b, state)
-        wa, wb = _weights(dec_a), _weights(as_decision(value))
+        wa, wb = decision_weights(dec_a), decision_weights(as_decision(value))
         for t in order:
             _require(
                 _close(wa[t], wb[t], 1e-6, 1e-9),
@@ -199,7 +128,7 @@ def check_identical_tasks(strategy: Strategy) -> None:
         val["aux2"] = val["aux1"]
         sig = Signals(step, TASKS, "main", losses, grads, grads @ grads.T, rep, val)
         value, state = s.update(sig, state)
-        w = _weights(as_decision(value))
+        w = decision_weights(as_decision(value))
         _require(
             _close(w["aux1"], w["aux2"], 1e-6, 1e-9),
             f"{_name(strategy)} gives identical tasks different weights at step {step}: "
@@ -221,10 +150,10 @@ def check_scale_reaction(strategy: Strategy, factor: float = 1000.0) -> None:
         f"{_name(strategy)} must document its reaction to loss scaling in a `scale_reaction` "
         "class attribute: 'invariant', 'inverse', 'independent', 'adaptive' or 'none'",
     )
-    a = _run(strategy, 5)
-    b = _run(strategy, 5, scale_task="aux1", factor=factor)
+    a = run_steps(strategy, 5)
+    b = run_steps(strategy, 5, scale_task="aux1", factor=factor)
     for (da, sa, _), (db, sb, _) in zip(a, b, strict=True):
-        wa, wb = _weights(da), _weights(db)
+        wa, wb = decision_weights(da), decision_weights(db)
         for t, v in wb.items():
             _require(math.isfinite(v), f"{_name(strategy)}: weight of {t} is {v} after scaling")
         if reaction in {"adaptive", "none"}:
@@ -254,13 +183,13 @@ def check_scale_reaction(strategy: Strategy, factor: float = 1000.0) -> None:
 def check_extreme_scales(strategy: Strategy) -> None:
     """No NaN or inf for losses and gradients from 1e-10 to 1e15, nor for zero gradients."""
     for scale in (1e-10, 1e-5, 1.0, 1e5, 1e15):
-        for decision, _sig, _ in _run(strategy, 3, loss_scale=scale, grad_scale=scale):
-            for t, v in _weights(decision).items():
+        for decision, _sig, _ in run_steps(strategy, 3, loss_scale=scale, grad_scale=scale):
+            for t, v in decision_weights(decision).items():
                 _require(
                     math.isfinite(v), f"{_name(strategy)}: weight of {t} is {v} at scale {scale}"
                 )
-    for decision, sig, _ in _run(strategy, 3, grad_scale=0.0):
-        for t, v in _weights(decision).items():
+    for decision, sig, _ in run_steps(strategy, 3, grad_scale=0.0):
+        for t, v in decision_weights(decision).items():
             _require(
                 math.isfinite(v), f"{_name(strategy)}: weight of {t} is {v} for zero gradients"
             )
@@ -351,7 +280,7 @@ def check_state_structure(strategy: Strategy) -> None:
 
 
 def _trajectory(strategy: Strategy, steps: int = 5) -> list[dict[str, float]]:
-    return [_weights(d) for d, _, _ in _run(strategy, steps)]
+    return [decision_weights(d) for d, _, _ in run_steps(strategy, steps)]
 
 
 def check_clone(strategy: Strategy) -> None:
@@ -380,7 +309,7 @@ def check_pickle(strategy: Strategy) -> None:
     for step in range(2, 5):
         va, state = s.update(make_signals(step), state)
         vb, state2 = s2.update(make_signals(step), state2)
-        wa, wb = _weights(as_decision(va)), _weights(as_decision(vb))
+        wa, wb = decision_weights(as_decision(va)), decision_weights(as_decision(vb))
         _require(
             wa.keys() == wb.keys() and all(_close(wa[k], wb[k], 1e-9, 0) for k in wa),
             f"{_name(strategy)} after pickling gives {wb} instead of {wa} at step {step}",
