@@ -116,7 +116,7 @@ class AuxlabStep:
     def __call__(self, batch: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]) -> Any:
         record = train_step(self.model, batch, self.objective, self.balancer, self.opt)
         row = record.as_dict()
-        row["epoch"] = 0
+        row["epoch"] = 1
         self.steps.append(row)
         if not record.skipped:
             for k, v in row.items():
