@@ -79,6 +79,7 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     ]
     assert {r["state"] for r in rows} == {"COMPLETE"}
     for r in rows:
+        assert 1 <= int(r["best_epoch"]) <= int(r["epochs"])  # epochs count from 1
         # Better than chance on the main task: the side features alone carry signal.
         assert 0.55 < float(r["value"]) <= 1.0
         assert 0.55 < float(r["test"]) <= 1.0
