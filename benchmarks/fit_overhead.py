@@ -104,7 +104,7 @@ def hand_step(
 
 
 class AuxlabStep:
-    """``train_step`` plus the per-step bookkeeping of ``fit`` (train.py, the epoch loop)."""
+    """``train_step`` plus the per-step bookkeeping of ``fit`` (train/_fit.py, its epoch loop)."""
 
     def __init__(self, model: torch.nn.Module, opt: torch.optim.Optimizer) -> None:
         self.model, self.opt = model, opt

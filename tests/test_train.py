@@ -738,7 +738,8 @@ def test_best_epoch_names_the_record_with_the_best_value() -> None:
         progress=False,
     )
     best = history.best_epoch
-    assert best is not None and 1 <= best <= 3
+    assert best is not None
+    assert 1 <= best <= 3
     record = history.epochs[best - 1]
     assert record["epoch"] == best
     assert record["val_main_r2"] == max(history["val_main_r2"])
