@@ -108,7 +108,7 @@ def mean_line(key: str, values: list[float]) -> str:
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
     """``["lr=0.001", "window=none"]`` -> typed PPOConfig overrides; errors name the key."""
-    from auxlab.rl._ppo import PPOConfig
+    from auxlab.rl._config import PPOConfig
 
     fields = {f.name: f for f in dataclasses.fields(PPOConfig)}
     out: dict[str, Any] = {}
@@ -149,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
 
     from auxlab._optional import require
     from auxlab.rl._compare import plot_curves
-    from auxlab.rl._ppo import PPOConfig, train
+    from auxlab.rl._config import PPOConfig
+    from auxlab.rl._ppo import train
 
     # `auxlab` (auxlab.cli.main) has set torch's threads from --threads and printed them.
     try:
