@@ -163,6 +163,7 @@ def test_demo_threads_are_in_force_during_its_runs(tmp_path, capsys, monkeypatch
     argv = ["demo", "--quick", "--out", str(tmp_path), "--weights", "0,1", "--seeds", "1"]
     try:
         assert main([*argv, "--epochs", "1", "--threads", "2", "--no-progress"]) == 0
+        assert torch.get_num_threads() == 2  # the command's choice holds to its end
     finally:
         torch.set_num_threads(before)
     out = capsys.readouterr().out

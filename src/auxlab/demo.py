@@ -228,7 +228,8 @@ def run_demo(
     """Run the demo's study and write what ``auxlab study`` writes into ``out``.
 
     That is ``report.html`` with its PNG plots, ``results.csv`` (one row per run) and
-    ``recommendation.txt``, by the same code.
+    ``recommendation.txt``, by the same code. The runs use ``config.threads`` torch threads
+    (see :class:`DemoConfig`); the caller's thread count is restored afterwards.
 
     Returns:
         ``{"report": path, "recommendation": text, "study": the Study, "seconds": float}``.
@@ -239,9 +240,14 @@ def run_demo(
     cfg = config or DemoConfig()
     study = demo_study(cfg, progress=progress)
     # The study's config carries the threads to every run; setting them here as well keeps
-    # them in force whichever way the Study applies its config.
+    # them in force whichever way the Study applies its config. The caller's count is put
+    # back afterwards: a library call does not change the process's settings for good.
+    before = torch.get_num_threads()
     configure_threads(cfg.threads)
-    study.run()
+    try:
+        study.run()
+    finally:
+        torch.set_num_threads(before)
     text, paths = write_outputs(study, Path(out))
     seconds = time.perf_counter() - start
     return {"report": paths["report"], "recommendation": text, "study": study, "seconds": seconds}
