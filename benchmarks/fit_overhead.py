@@ -104,7 +104,7 @@ def hand_step(
 
 
 class AuxlabStep:
-    """``train_step`` plus the per-step bookkeeping of ``fit`` (train.py, the epoch loop)."""
+    """``train_step`` plus the per-step bookkeeping of ``fit`` (train/_fit.py, its epoch loop)."""
 
     def __init__(self, model: torch.nn.Module, opt: torch.optim.Optimizer) -> None:
         self.model, self.opt = model, opt
@@ -116,7 +116,7 @@ class AuxlabStep:
     def __call__(self, batch: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]) -> Any:
         record = train_step(self.model, batch, self.objective, self.balancer, self.opt)
         row = record.as_dict()
-        row["epoch"] = 0
+        row["epoch"] = 1
         self.steps.append(row)
         if not record.skipped:
             for k, v in row.items():

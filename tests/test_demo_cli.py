@@ -3,7 +3,9 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
+from auxlab._threads import resolve_threads
 from auxlab.cli import build_parser, main
 from auxlab.demo import DemoConfig, demo_study, headline
 
@@ -50,6 +52,8 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     assert main(["demo", "--quick", "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr()
     assert "[auxlab study]" not in printed.err  # --no-progress
+    # The thread choice comes first: OMP_NUM_THREADS if set, else auxlab's default of 1.
+    assert printed.out.splitlines()[0] == resolve_threads(None).line
     # The study's outputs, written by the same code as `auxlab study`.
     html = (out / "report.html").read_text()
     for png in (
@@ -74,6 +78,7 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     ]
     assert {r["state"] for r in rows} == {"COMPLETE"}
     for r in rows:
+        assert 1 <= int(r["best_epoch"]) <= int(r["epochs"])  # epochs count from 1
         # Better than chance on the main task: the side features alone carry signal.
         assert 0.55 < float(r["value"]) <= 1.0
         assert 0.55 < float(r["test"]) <= 1.0
@@ -140,3 +145,51 @@ def test_demo_bad_settings_are_named(capsys):
         build_parser().parse_args(["demo", "--weights", "0,0.2,0.2"])
     assert exc.value.code == 2
     assert "weights must be distinct" in capsys.readouterr().err
+
+
+def test_demo_threads_are_in_force_during_its_runs(tmp_path, capsys, monkeypatch):
+    _needs_extras()
+    import auxlab.demo
+
+    seen = []
+    builder = auxlab.demo.headline
+
+    def spy(seed, **kwargs):
+        seen.append(torch.get_num_threads())
+        return builder(seed, **kwargs)
+
+    monkeypatch.setattr(auxlab.demo, "headline", spy)  # the study resolves "auxlab.demo:headline"
+    before = torch.get_num_threads()
+    argv = ["demo", "--quick", "--out", str(tmp_path), "--weights", "0,1", "--seeds", "1"]
+    try:
+        assert main([*argv, "--epochs", "1", "--threads", "2", "--no-progress"]) == 0
+        assert torch.get_num_threads() == 2  # the command's choice holds to its end
+    finally:
+        torch.set_num_threads(before)
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "torch threads: 2 (as asked)"
+    assert seen == [2, 2]
+    assert "2 torch thread(s)" in (tmp_path / "report.html").read_text()
+
+
+def test_threads_flag_is_checked_and_announced_first(capsys, monkeypatch):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["demo", "--threads", "0"])
+    assert "--threads" in capsys.readouterr().err
+    # The choice is printed before anything else, even when the command then fails.
+    monkeypatch.setattr("auxlab.demo.run_demo", _fail_missing)
+    before = torch.get_num_threads()
+    try:
+        assert main(["demo", "--quick", "--threads", "1"]) == 1
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    printed = capsys.readouterr()
+    assert printed.out.splitlines()[0] == "torch threads: 1 (as asked)"
+    assert "needs the extra" in printed.err
+
+
+def _fail_missing(*args, **kwargs):
+    from auxlab._optional import MissingDependencyError
+
+    raise MissingDependencyError("the demo needs the extra 'data'")

@@ -24,7 +24,7 @@ from auxlab.rl import (  # noqa: E402
     obs_encoder,
     train,
 )
-from auxlab.rl._cli import parse_overrides  # noqa: E402
+from auxlab.rl._cli import mean_line, parse_overrides  # noqa: E402
 from auxlab.rl._compare import compare, mean_ci, permutation_p, welch_p  # noqa: E402
 
 CHAIN_ID = "auxlab-test/Chain-v0"
@@ -245,6 +245,27 @@ def test_cli_quick_smoke(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> N
         assert (out / name).stat().st_size > 5_000
     full = json.loads((out / "runs.json").read_text())
     assert len(full[0]["curve"]) == 4
+
+
+def test_one_seed_has_no_interval(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    # `auxlab rl --quick` runs one seed; it used to print "95 % CI nan .. nan".
+    before = torch.get_num_threads()
+    try:
+        rc = main(
+            ["rl", "--quick", "--env", "CartPole-v1", "--out", str(tmp_path), "--no-plot",
+             "--no-progress", "--threads", "1"]
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(before)
+    assert rc == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "torch threads: 1 (as asked)"
+    summary = [line for line in lines if line.startswith(("final_return", "auc_return"))]
+    assert len(summary) == 2
+    for line in summary:
+        assert "no confidence interval: it needs 2 seeds or more" in line
+        assert "nan" not in line
+    assert mean_line("x", [1.0, 2.0, 3.0]) == "x: 2.000 (95 % CI -0.484 .. 4.484) over 3 seeds"
 
 
 def test_cli_bad_input(capsys: pytest.CaptureFixture[str]) -> None:

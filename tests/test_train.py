@@ -148,7 +148,8 @@ def test_fit_equals_hand_written_loop() -> None:
     assert len(history.steps) == 6
     assert len(history.epochs) == 2
     assert history["total"] == pytest.approx(hand_totals, rel=1e-6)
-    assert [s["epoch"] for s in history.steps] == [0, 0, 0, 1, 1, 1]
+    assert [s["epoch"] for s in history.steps] == [1, 1, 1, 2, 2, 2]  # counted from 1
+    assert history["epoch"] == [1, 2]
     assert history["weight_aux"] == pytest.approx([0.2, 0.2])
     assert history["train_total"][0] == pytest.approx(sum(hand_totals[:3]) / 3, rel=1e-6)
 
@@ -189,7 +190,7 @@ def test_fit_with_val_records_val_keys() -> None:
         out = model(**x)
     want = nn.functional.binary_cross_entropy_with_logits(out["main"], y["main"]).item()
     assert res["val_loss_main"] == pytest.approx(want, rel=1e-5)
-    assert history.best_epoch in (0, 1)
+    assert history.best_epoch in (1, 2)
 
 
 def test_early_stopping_with_zero_learning_rate_by_name() -> None:
@@ -209,8 +210,8 @@ def test_early_stopping_with_zero_learning_rate_by_name() -> None:
     after = params_of(model)
     assert all(torch.equal(before[k], after[k]) for k in before), "lr=0.0 must not move weights"
     assert len(history.epochs) == 2
-    assert history.stopped_epoch == 1
-    assert history.best_epoch == 0
+    assert history.stopped_epoch == 2  # the second epoch, counted from 1
+    assert history.best_epoch == 1
 
 
 def test_early_stopping_with_optimizer_object() -> None:
@@ -226,8 +227,8 @@ def test_early_stopping_with_optimizer_object() -> None:
         progress=False,
     )
     assert len(history.epochs) == 3
-    assert history.stopped_epoch == 2
-    assert history.best_epoch == 0
+    assert history.stopped_epoch == 3
+    assert history.best_epoch == 1
     assert history["val_loss_main"][0] == history["val_loss_main"][2]
 
 
@@ -254,11 +255,11 @@ def test_restore_best_returns_best_epoch_weights() -> None:
     last, history_last = run(3, False)
     vals = history["val_loss_main"]
     assert vals[0] < vals[1] < vals[2]
-    assert history.best_epoch == 0
+    assert history.best_epoch == 1
     assert history.stopped_epoch is None
     assert_same_params(best, one, atol=0)
     assert differs(last, one)
-    assert history_last.best_epoch == 0
+    assert history_last.best_epoch == 1
 
 
 def test_monitor_higher_is_better_metric() -> None:
@@ -274,7 +275,7 @@ def test_monitor_higher_is_better_metric() -> None:
     )
     r2 = history["val_main_r2"]
     assert r2[0] < r2[1] < r2[2]  # default monitor: the main task's first metric, higher better
-    assert history.best_epoch == 2
+    assert history.best_epoch == 3  # the third of three: epochs are counted from 1
 
 
 def test_unknown_monitor_raises() -> None:
@@ -315,8 +316,8 @@ def test_checkpoint_loads_weights_only_and_restores(tmp_path: Path) -> None:
     ckpt = torch.load(path, weights_only=True)
     assert set(ckpt) == {"model", "optimizer", "epoch", "monitor", "history"}
     assert ckpt["epoch"] == history.best_epoch
-    assert ckpt["monitor"] == pytest.approx(history["val_loss_main"][history.best_epoch])
-    assert len(ckpt["history"]["epochs"]) == history.best_epoch + 1
+    assert ckpt["monitor"] == pytest.approx(history["val_loss_main"][history.best_epoch - 1])
+    assert len(ckpt["history"]["epochs"]) == history.best_epoch
     assert not path.with_suffix(".pt.tmp").exists()
 
     fresh = tiny_model(99)
@@ -325,7 +326,7 @@ def test_checkpoint_loads_weights_only_and_restores(tmp_path: Path) -> None:
     out = load_checkpoint(path, fresh, opt)
     assert out["epoch"] == history.best_epoch
     assert_same_params(fresh, model, atol=0)  # restore_best: the model holds the best weights
-    assert opt.state_dict()["state"][0]["step"].item() == 3 * (history.best_epoch + 1)
+    assert opt.state_dict()["state"][0]["step"].item() == 3 * history.best_epoch
 
 
 def test_checkpoint_without_val_holds_last_epoch(tmp_path: Path) -> None:
@@ -333,7 +334,7 @@ def test_checkpoint_without_val_holds_last_epoch(tmp_path: Path) -> None:
     path = tmp_path / "last.pt"
     fit(model, reg_data(), Objective("mse"), epochs=3, checkpoint=path, progress=False)
     ckpt = torch.load(path, weights_only=True)
-    assert ckpt["epoch"] == 2
+    assert ckpt["epoch"] == 3  # the last of three, counted from 1
     assert ckpt["monitor"] is None
     fresh = RegNet()
     load_checkpoint(path, fresh)
@@ -503,13 +504,13 @@ def test_history_save_load_round_trip(tmp_path: Path) -> None:
         early_stopping=5,
         progress=False,
     )
-    history.stopped_epoch = 2
+    history.stopped_epoch = 3
     path = tmp_path / "history.json"
     history.save(path)
     back = History.load(path)
     assert back.to_dict() == history.to_dict()
     assert back.best_epoch == history.best_epoch
-    assert back.stopped_epoch == 2
+    assert back.stopped_epoch == 3
     assert back["val_loss_main"] == history["val_loss_main"]
     assert repr(back) == "History(3 steps, 3 epochs)"
 
@@ -708,7 +709,37 @@ def test_fit_mode_overrides_the_monitor_direction():
         callbacks=[lambda ep: (seen.append(ep["epoch"]), ep.__setitem__("score", ep["epoch"]))],
     )
     # With mode="min" a rising score never improves after the first epoch: stop after two.
-    assert history.best_epoch == 0
-    assert history.stopped_epoch == 1
+    assert seen == [1, 2]
+    assert history.best_epoch == 1
+    assert history.stopped_epoch == 2
     with pytest.raises(ValueError, match="mode must be"):
         fit(Two(), loader, Objective("mse"), "equal", epochs=1, progress=False, mode="up")
+
+
+def test_public_paths_of_the_split_train_package() -> None:
+    import auxlab
+    import auxlab.train
+
+    for name in auxlab.train.__all__:
+        assert getattr(auxlab.train, name) is not None, name
+    for name in ("fit", "evaluate", "predict", "ArrayLoader", "History", "load_checkpoint"):
+        assert getattr(auxlab, name) is getattr(auxlab.train, name), name
+
+
+def test_best_epoch_names_the_record_with_the_best_value() -> None:
+    history = fit(
+        RegNet(),
+        reg_data(),
+        Objective("mse", metrics={"main": ["r2"]}),
+        epochs=3,
+        optimizer="sgd",
+        lr=0.05,
+        val=reg_data(),
+        progress=False,
+    )
+    best = history.best_epoch
+    assert best is not None
+    assert 1 <= best <= 3
+    record = history.epochs[best - 1]
+    assert record["epoch"] == best
+    assert record["val_main_r2"] == max(history["val_main_r2"])

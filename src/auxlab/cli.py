@@ -8,8 +8,34 @@ from collections.abc import Sequence
 
 from auxlab import __version__
 from auxlab._argtypes import positive_int
+from auxlab._threads import ThreadChoice, configure_threads
 
-__all__ = ["main"]
+__all__ = ["add_threads_argument", "announce_threads", "main"]
+
+#: Commands whose thread choice is known from their command line alone; ``main`` sets and
+#: prints it before running them. ``auxlab study`` (whose TOML may set ``threads``) and
+#: ``auxlab online`` call :func:`announce_threads` inside their own ``run``.
+_THREADS_FROM_ARGS = ("demo", "rl")
+
+
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--threads N`` (torch's intra-op threads) to a training command's parser."""
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        help="torch's intra-op threads (default: OMP_NUM_THREADS if set, else 1)",
+    )
+
+
+def announce_threads(threads: int | None) -> ThreadChoice:
+    """Set torch's intra-op threads for a command and print the choice as its first line.
+
+    ``threads`` is the command's ``--threads`` (``None``: ``OMP_NUM_THREADS`` if set, else
+    1; see :mod:`auxlab._threads`). Setting them again to the same count is harmless.
+    """
+    choice = configure_threads(threads)
+    print(choice.line, flush=True)
+    return choice
 
 
 def _weights(text: str) -> tuple[float, ...]:
@@ -51,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seeds", type=positive_int, help="number of seeds per weight (default 2)")
     demo.add_argument("--epochs", type=positive_int, help="epochs per run")
     demo.add_argument("--no-progress", action="store_true", help="no line per finished run")
+    add_threads_argument(demo)
 
     from auxlab.online._cli import add_parser as add_online_parser
     from auxlab.rl._cli import add_parser as add_rl_parser
@@ -69,6 +96,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     from auxlab.demo import DemoConfig, run_demo
 
     cfg = DemoConfig.quick() if args.quick else DemoConfig()
+    cfg.threads = args.threads
     if args.weights is not None:
         cfg.weights = args.weights
     if args.seeds is not None:
@@ -96,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command in _THREADS_FROM_ARGS:
+        announce_threads(args.threads)
     if args.command == "strategies":
         from auxlab.weighting._cli import run as run_strategies
 

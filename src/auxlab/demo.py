@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from auxlab._threads import configure_threads, resolve_threads
 from auxlab.models import HeadlineModel
 from auxlab.objective import Objective
 from auxlab.train import ArrayLoader
@@ -122,6 +123,8 @@ class DemoConfig:
         metric: The main task's validation metric the study optimises (``"auc"``,
             ``"accuracy"`` or ``"loss"``).
         every: Diagnostics (gradient share, alignment, gradient flow) every ``every`` steps.
+        threads: torch's intra-op threads during the runs (``None``: ``OMP_NUM_THREADS`` if
+            set, else 1; see :mod:`auxlab._threads`).
     """
 
     weights: tuple[float, ...] = (0.0, 0.2, 1.0)
@@ -135,6 +138,7 @@ class DemoConfig:
     lr: float = 1e-3
     metric: str = "auc"
     every: int = 25
+    threads: int | None = None
 
     @classmethod
     def quick(cls) -> DemoConfig:
@@ -174,6 +178,7 @@ class DemoConfig:
             metric=self.metric,
             name="auxlab-demo",
             every=self.every,
+            threads=self.threads,
             pruning={"pruner": "none"},  # every run counts as evidence; there are only a few
             builder_args={
                 "limit": self.limit,
@@ -195,9 +200,10 @@ def _description(cfg: DemoConfig, data: TweetsData) -> str:
         f"{len(data.train):,} / {len(data.val):,} / {len(data.test):,} tweets (train / "
         f"validation / test, split in time order); batch {cfg.batch_size}, RMSprop lr "
         f"{cfg.lr:g}, sequence length {cfg.max_len}, vocabulary {cfg.num_words:,}, embedding "
-        f"{cfg.embed_dim}; diagnostics every {cfg.every} steps; {torch.get_num_threads()} torch "
-        f"thread(s). Weights are chosen on the validation {cfg.metric}; the test split is "
-        "scored once per run and never used to choose."
+        f"{cfg.embed_dim}; diagnostics every {cfg.every} steps; "
+        f"{resolve_threads(cfg.threads).threads} torch thread(s). Weights are chosen on the "
+        f"validation {cfg.metric}; the test split is scored once per run and never used to "
+        "choose."
     )
 
 
@@ -222,7 +228,8 @@ def run_demo(
     """Run the demo's study and write what ``auxlab study`` writes into ``out``.
 
     That is ``report.html`` with its PNG plots, ``results.csv`` (one row per run) and
-    ``recommendation.txt``, by the same code.
+    ``recommendation.txt``, by the same code. The runs use ``config.threads`` torch threads
+    (see :class:`DemoConfig`); the caller's thread count is restored afterwards.
 
     Returns:
         ``{"report": path, "recommendation": text, "study": the Study, "seconds": float}``.
@@ -230,8 +237,17 @@ def run_demo(
     from auxlab.study._cli import write_outputs
 
     start = time.perf_counter()
-    study = demo_study(config, progress=progress)
-    study.run()
+    cfg = config or DemoConfig()
+    study = demo_study(cfg, progress=progress)
+    # The study's config carries the threads to every run; setting them here as well keeps
+    # them in force whichever way the Study applies its config. The caller's count is put
+    # back afterwards: a library call does not change the process's settings for good.
+    before = torch.get_num_threads()
+    configure_threads(cfg.threads)
+    try:
+        study.run()
+    finally:
+        torch.set_num_threads(before)
     text, paths = write_outputs(study, Path(out))
     seconds = time.perf_counter() - start
     return {"report": paths["report"], "recommendation": text, "study": study, "seconds": seconds}

@@ -17,19 +17,11 @@ from auxlab.rl._aux import (
     episode_offsets,
     sample_pairs,
 )
+from auxlab.rl._config import AUX_TASKS, PPOConfig, make_aux, make_strategy, merge_config
 from auxlab.rl._envs import EpisodeEnd, SyncEnvs, make_env, obs_encoder
-from auxlab.rl._ppo import (
-    AUX_TASKS,
-    Collector,
-    PPOConfig,
-    RLRun,
-    Rollout,
-    compute_gae,
-    make_aux,
-    make_strategy,
-    merge_config,
-    train,
-)
+from auxlab.rl._ppo import train
+from auxlab.rl._record import RLRun
+from auxlab.rl._rollout import Collector, Rollout, compute_gae
 
 __all__ = [
     "AUX_TASKS",

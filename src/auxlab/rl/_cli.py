@@ -2,9 +2,9 @@
 
     auxlab rl --env MiniGrid-MemoryS7-v0 --aux temporal-order --weight 0.1 --seeds 5
 
-Prints each seed's final return and success and their mean with a 95 % interval, and saves
-the learning curves as a plot (``--out``/curves.png) and every run's full record
-(``--out``/runs.json).
+Prints each seed's final return and success and their mean with a 95 % interval (with two
+seeds or more; one seed has no interval), and saves the learning curves as a plot
+(``--out``/curves.png) and every run's full record (``--out``/runs.json).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 from auxlab._argtypes import finite_nonneg, positive_int
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "mean_line", "run"]
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -76,7 +76,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, help="write one flat record per seed here")
     p.add_argument("--no-plot", action="store_true", help="do not draw the learning curves")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
+    from auxlab.cli import add_threads_argument
+
+    add_threads_argument(p)
     return p
 
 
@@ -89,9 +91,24 @@ def default_steps(env_id: str) -> int:
     return 100_000
 
 
+def mean_line(key: str, values: list[float]) -> str:
+    """``"key: mean (95 % CI low .. high) over n seeds"``, or with one seed, that none exists.
+
+    Example:
+        >>> mean_line("final_return", [0.5])
+        'final_return: 0.500 over 1 seed (no confidence interval: it needs 2 seeds or more)'
+    """
+    from auxlab.rl._compare import mean_ci
+
+    m, lo, hi = mean_ci(values)
+    if len(values) < 2:
+        return f"{key}: {m:.3f} over 1 seed (no confidence interval: it needs 2 seeds or more)"
+    return f"{key}: {m:.3f} (95 % CI {lo:.3f} .. {hi:.3f}) over {len(values)} seeds"
+
+
 def parse_overrides(items: list[str]) -> dict[str, Any]:
     """``["lr=0.001", "window=none"]`` -> typed PPOConfig overrides; errors name the key."""
-    from auxlab.rl._ppo import PPOConfig
+    from auxlab.rl._config import PPOConfig
 
     fields = {f.name: f for f in dataclasses.fields(PPOConfig)}
     out: dict[str, Any] = {}
@@ -128,14 +145,14 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Run the ``rl`` command; returns the exit code."""
-    import torch
     from tqdm import tqdm
 
     from auxlab._optional import require
-    from auxlab.rl._compare import mean_ci, plot_curves
-    from auxlab.rl._ppo import PPOConfig, train
+    from auxlab.rl._compare import plot_curves
+    from auxlab.rl._config import PPOConfig
+    from auxlab.rl._ppo import train
 
-    torch.set_num_threads(args.threads)
+    # `auxlab` (auxlab.cli.main) has set torch's threads from --threads and printed them.
     try:
         overrides = parse_overrides(args.set)
     except ValueError as exc:
@@ -185,8 +202,7 @@ def run(args: argparse.Namespace) -> int:
         )
     records = [r.summary() for r in runs]
     for key in ("final_return", "final_success", "auc_return"):
-        m, lo, hi = mean_ci([rec[key] for rec in records])
-        print(f"{key}: {m:.3f} (95 % CI {lo:.3f} .. {hi:.3f}) over {len(records)} seed(s)")
+        print(mean_line(key, [rec[key] for rec in records]))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "runs.json").write_text(json.dumps([r.to_dict() for r in runs]))
     if args.json:

@@ -207,7 +207,7 @@ def write_report(study: Study, out: Path, level: float = 0.95) -> Path:
         lab, mon = _label_of(r["row"]), r.get("monitor")
         eps = r["epochs"]
         if mon and eps:
-            x = [e["epoch"] + 1 for e in eps]
+            x = [e["epoch"] for e in eps]
             val_panel.setdefault(lab, []).append((x, [e.get(mon, math.nan) for e in eps]))
             gk = next((k for k in eps[0] if k.startswith("gap/") and "loss" not in k), None)
             gk = gk or next((k for k in eps[0] if k.startswith("gap/")), None)

@@ -648,10 +648,10 @@ class Study:
             value = float(ep[monitor])
             epochs.append(_compact(ep))
             if not math.isfinite(value):
-                raise MetricError(f"the metric '{monitor}' is {value} at epoch {ep['epoch'] + 1}")
-            trial.report(value, int(ep["epoch"]))
+                raise MetricError(f"the metric '{monitor}' is {value} at epoch {ep['epoch']}")
+            trial.report(value, int(ep["epoch"]) - 1)  # Optuna's steps count from 0
             if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at epoch {ep['epoch'] + 1}: {value:.4f}")
+                raise optuna.TrialPruned(f"pruned at epoch {ep['epoch']}: {value:.4f}")
 
         history = fit(
             problem.model,
@@ -669,13 +669,13 @@ class Study:
             seed=seed,
             callbacks=[diag.on_epoch, report],
         )
-        best = history.best_epoch if history.best_epoch is not None else len(history.epochs) - 1
+        best = history.best_epoch if history.best_epoch is not None else len(history.epochs)
         if problem.test is not None:
             # The model holds the best validation epoch's weights (restore_best).
             scores = evaluate(problem.model, problem.test, objective, "test_")
             test.update(scores)
             test["test"] = scores["test_" + monitor[len("val_") :]]
-        return float(history.epochs[best][monitor]), int(best)
+        return float(history.epochs[best - 1][monitor]), int(best)  # best counts from 1
 
     def _save(
         self,
@@ -695,7 +695,7 @@ class Study:
                 (flow if k.startswith("flow/") else summary)[k] = v
             probes = [{k: v for k, v in r.items() if not k.startswith("flow/")} for r in diag.rows]
         if epochs:
-            at = epochs[best_epoch] if best_epoch is not None else epochs[-1]
+            at = epochs[best_epoch - 1] if best_epoch is not None else epochs[-1]
             gaps = [k for k in at if k.startswith("gap/")]
             metric_gap = [k for k in gaps if not k.startswith("gap/loss_")]
             if metric_gap:

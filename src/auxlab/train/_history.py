@@ -1,0 +1,74 @@
+"""The record of a training run: :class:`History`."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+__all__ = ["History"]
+
+
+class History:
+    """Per-step and per-epoch records of a training run.
+
+    ``history.steps`` and ``history.epochs`` are lists of flat dicts. ``history["key"]``
+    returns that key's values over epochs (or over steps if only steps have it).
+
+    Epochs are numbered from 1, as the progress line counts them ("epoch 2/3" is the second
+    of three): the ``epoch`` key of every record, :attr:`best_epoch` and
+    :attr:`stopped_epoch`. The record of epoch ``k`` is ``history.epochs[k - 1]``.
+
+    Keys: steps have ``step``, ``epoch``, ``total``, ``loss_<task>`` (unweighted),
+    ``weight_<task>``; epochs have ``epoch``, ``seconds``, ``train_total``,
+    ``train_loss_<task>``, ``weight_<task>`` (epoch means), ``val_loss_<task>`` and
+    ``val_<task>_<metric>`` with validation data, ``train_<task>_<metric>`` with
+    ``evaluate_train=True``.
+
+    Attributes:
+        best_epoch: The epoch (from 1) with the best monitored value, or ``None`` without
+            a monitor.
+        stopped_epoch: The epoch (from 1) at which early stopping ended the run, or
+            ``None`` if it ran all its epochs.
+    """
+
+    def __init__(
+        self, steps: list[dict[str, Any]] | None = None, epochs: list[dict[str, Any]] | None = None
+    ) -> None:
+        self.steps: list[dict[str, Any]] = steps or []
+        self.epochs: list[dict[str, Any]] = epochs or []
+        self.stopped_epoch: int | None = None
+        self.best_epoch: int | None = None
+
+    def __getitem__(self, key: str) -> list[Any]:
+        if any(key in e for e in self.epochs):
+            return [e.get(key, math.nan) for e in self.epochs]
+        if any(key in s for s in self.steps):
+            return [s.get(key, math.nan) for s in self.steps]
+        known = sorted({k for r in self.epochs + self.steps[:1] for k in r})
+        raise KeyError(f"no record has '{key}'. Keys: {', '.join(known)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (lists of dicts of numbers and strings), JSON- and torch-safe."""
+        return {
+            "steps": self.steps,
+            "epochs": self.epochs,
+            "stopped_epoch": self.stopped_epoch,
+            "best_epoch": self.best_epoch,
+        }
+
+    def save(self, path: str | Path) -> None:
+        """Write the history as JSON."""
+        Path(path).write_text(json.dumps(self.to_dict(), allow_nan=True))
+
+    @classmethod
+    def load(cls, path: str | Path) -> History:
+        """Read a history written by :meth:`save`."""
+        data = json.loads(Path(path).read_text())
+        h = cls(data["steps"], data["epochs"])
+        h.stopped_epoch, h.best_epoch = data.get("stopped_epoch"), data.get("best_epoch")
+        return h
+
+    def __repr__(self) -> str:
+        return f"History({len(self.steps)} steps, {len(self.epochs)} epochs)"
