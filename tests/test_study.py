@@ -155,13 +155,6 @@ def test_log_grid_includes_zero() -> None:
         log_grid(0.0, 1.0, 3)
 
 
-def test_t_quantile_matches_scipy() -> None:
-    stats = pytest.importorskip("scipy.stats")
-    for df in (1, 2, 3, 4, 7, 12, 30):
-        for q in (0.9, 0.975, 0.995):
-            assert t_quantile(q, df) == pytest.approx(stats.t.ppf(q, df), rel=1e-7)
-
-
 def _rows(groups: dict[float, list[float]], extra: dict[str, float] | None = None) -> list[dict]:
     rows = []
     for w, values in groups.items():

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from auxlab._optional import require
-from auxlab.study._stats import t_cdf, t_quantile
+from auxlab.study._stats import t_quantile
 
 __all__ = ["compare", "mean_ci", "permutation_p", "plot_curves", "welch_p"]
 
@@ -34,16 +34,14 @@ def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float,
 
 
 def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
-    """Two-sided p-value of Welch's t-test for equal means (df rounded down to an integer)."""
+    """Two-sided p-value of Welch's t-test for equal means (``scipy.stats.ttest_ind``)."""
     x, y = np.asarray(a, float), np.asarray(b, float)
     if x.size < 2 or y.size < 2:
         return float("nan")
-    va, vb = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
-    if va + vb == 0:
+    if x.var(ddof=1) + y.var(ddof=1) == 0:
         return 1.0 if x.mean() == y.mean() else 0.0
-    t = (x.mean() - y.mean()) / math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va**2 / (x.size - 1) + vb**2 / (y.size - 1))
-    return float(2 * (1 - t_cdf(abs(float(t)), max(1, int(df)))))
+    stats = require("scipy.stats", "rl", "Welch's t-test")
+    return float(stats.ttest_ind(x, y, equal_var=False).pvalue)
 
 
 def permutation_p(a: Sequence[float], b: Sequence[float], max_exact: int = 20_000) -> float:
@@ -80,7 +78,7 @@ def compare(
         se = math.sqrt(va + vb)
         if se > 0:
             df = (va + vb) ** 2 / (va**2 / (x.size - 1) + vb**2 / (y.size - 1))
-            half = t_quantile(0.5 + level / 2, max(1, int(df))) * se
+            half = t_quantile(0.5 + level / 2, df) * se
             out["low"], out["high"] = diff - half, diff + half
     out["p_welch"] = welch_p(treated, baseline)
     out["p_permutation"] = permutation_p(treated, baseline)

@@ -5,6 +5,8 @@
     auxlab study CONFIG.toml [--storage FILE_OR_URL] [--workers N] [--out DIR]
     auxlab study worker --storage URL [--name NAME]
 
+Both print torch's thread count first (``--threads N``, else the config's ``threads``, else
+``OMP_NUM_THREADS``, else 1); worker processes started by ``--workers`` use the same count.
 The first form creates (or resumes) the study, runs it, and writes ``results.csv``,
 ``report.html`` and the recommendation into ``--out``. The second joins a study that exists
 in the storage, with the configuration stored there: start it on as many machines as you
@@ -43,7 +45,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=positive_int, help="worker processes (file or URL storage)")
     p.add_argument("--name", help="the study's name (default: the config's)")
     p.add_argument("--out", help="output folder (default: study-<name>)")
-    p.add_argument("--threads", type=positive_int, help="torch threads per worker process")
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        help="torch's intra-op threads, in this process and each worker (default: the config's "
+        "threads, else OMP_NUM_THREADS, else 1)",
+    )
     p.add_argument("--no-report", action="store_true", help="skip the HTML report")
     p.add_argument("--quiet", action="store_true", help="no line per finished run")
     return p
@@ -77,21 +84,35 @@ def write_outputs(study: Any, out: Path, report: bool = True) -> tuple[str, dict
 
 
 def run_worker(
-    storage: str, name: str | None, threads: int | None = None, progress: bool = True
+    storage: str,
+    name: str | None,
+    threads: int | None = None,
+    progress: bool = True,
+    announce: bool = True,
 ) -> int:
-    """Join the study in ``storage`` and run runs until none is left; the exit code."""
+    """Join the study in ``storage`` and run runs until none is left; the exit code.
+
+    Args:
+        storage: The study's storage.
+        name: The study's name (needed when the storage holds several).
+        threads: torch's intra-op threads (default: the stored config's, else
+            ``OMP_NUM_THREADS``, else 1).
+        progress: Print one line per finished run to stderr.
+        announce: Print the thread count as the first line of output.
+    """
     from auxlab._optional import MissingDependencyError
+    from auxlab._threads import configure_threads
     from auxlab.study._config import ConfigError
+    from auxlab.study._errors import StudyError
     from auxlab.study._storage import StorageError
-    from auxlab.study._study import Study, StudyError
+    from auxlab.study._study import Study
 
     try:
         _quiet_optuna()
-        if threads:
-            import torch
-
-            torch.set_num_threads(threads)
         study = Study.load(storage, name, progress=progress)
+        choice = configure_threads(threads if threads is not None else study.config.threads)
+        if announce:
+            print(choice.line, flush=True)
         study.work()
     except (ConfigError, StorageError, StudyError, MissingDependencyError) as exc:
         print(f"auxlab study worker: {exc}", file=sys.stderr)
@@ -102,9 +123,11 @@ def run_worker(
 def run(args: argparse.Namespace) -> int:
     """Run ``auxlab study`` with parsed arguments; returns the exit code."""
     from auxlab._optional import MissingDependencyError
+    from auxlab._threads import resolve_threads
     from auxlab.study._config import ConfigError, load_config
+    from auxlab.study._errors import StudyError
     from auxlab.study._storage import StorageError
-    from auxlab.study._study import Study, StudyError
+    from auxlab.study._study import Study
 
     if args.config == "worker":
         if not args.storage:
@@ -118,8 +141,10 @@ def run(args: argparse.Namespace) -> int:
             config.name = args.name
         if args.threads:
             config.threads = args.threads
+        choice = resolve_threads(config.threads)
+        print(choice.line, flush=True)
         study = Study(config=config, storage=args.storage, progress=not args.quiet)
-        study.run(workers=args.workers)
+        study.run(workers=args.workers, threads=choice.threads)
         out = Path(args.out or f"study-{config.name}")
         text, paths = write_outputs(study, out, report=not args.no_report)
         print(text)

@@ -128,7 +128,8 @@ class StudyConfig:
         every: Diagnostics every ``every`` steps.
         optimizer: Overrides the problem's optimizer name.
         lr: Overrides the problem's learning rate.
-        threads: torch threads in each worker process (CLI workers only).
+        threads: torch's intra-op threads, in this process and in every worker process
+            (``None``: ``OMP_NUM_THREADS`` if set, else 1; see :mod:`auxlab._threads`).
         description: What is studied, in words, shown at the top of the report.
         builder_args: Keyword arguments of the builder.
         pruning: ``pruner`` (``"median"``, ``"percentile"``, ``"hyperband"``,
@@ -173,8 +174,14 @@ class StudyConfig:
             raise ConfigError(f"seeds must be a non-empty list of distinct ints: {self.seeds}")
         for name in ("epochs", "workers", "every"):
             v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
+        t = self.threads
+        if t is not None and (isinstance(t, bool) or not isinstance(t, int) or t < 1):
+            raise ConfigError(
+                f"threads must be an integer >= 1, got {t!r}; leave it out to use "
+                "OMP_NUM_THREADS if set, else 1"
+            )
         if self.direction not in (None, "maximize", "minimize"):
             raise ConfigError(f"direction must be 'maximize' or 'minimize', got {self.direction!r}")
         if not self.strategies:

@@ -20,81 +20,15 @@ Rule (on the tidy table of completed runs):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from auxlab.study._groups import Group, group_rows, summary_table
+from auxlab.study._reasons import measurement_reasons, share_reasons
 from auxlab.study._stats import t_quantile
 
 __all__ = ["Group", "Recommendation", "group_rows", "recommend_from_rows"]
-
-
-@dataclass
-class Group:
-    """The runs of one setting (or one fixed weight) and their statistics.
-
-    Attributes:
-        key: ``"w=<weight>"`` for fixed (and searched) weights, else the setting id.
-        label: For tables and text.
-        kind: The setting's kind (``"fixed"`` for searched weights too).
-        weight: The fixed weight, else ``None``.
-        values: The metric of each completed seed.
-        rows: The completed rows.
-        mean: Mean over seeds.
-        ci: Confidence interval of the mean (NaN without a noise estimate).
-        pruned: Runs pruned.
-        failed: Runs failed.
-    """
-
-    key: str
-    label: str
-    kind: str
-    weight: float | None
-    values: list[float] = field(default_factory=list)
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    mean: float = math.nan
-    ci: tuple[float, float] = (math.nan, math.nan)
-    pruned: int = 0
-    failed: int = 0
-
-    @property
-    def n(self) -> int:
-        """Completed seeds."""
-        return len(self.values)
-
-    def measure(self, column: str) -> float:
-        """Mean of a measurement column over the completed runs (NaN if absent)."""
-        vals = [float(r[column]) for r in self.rows if _finite(r.get(column))]
-        return sum(vals) / len(vals) if vals else math.nan
-
-
-def _finite(v: Any) -> bool:
-    try:
-        return v is not None and v != "" and math.isfinite(float(v))
-    except (TypeError, ValueError):
-        return False
-
-
-def group_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, Group]:
-    """Group a tidy table's rows by setting (fixed and searched weights by weight)."""
-    groups: dict[str, Group] = {}
-    for r in rows:
-        kind = str(r.get("kind", "fixed"))
-        weight = float(r["weight"]) if _finite(r.get("weight")) else None
-        if kind in ("fixed", "search") and weight is not None:
-            key, label, gkind = f"w={weight!r}", f"w={weight:.4g}", "fixed"
-        else:
-            key, label, gkind = str(r["setting"]), str(r.get("label", r["setting"])), kind
-        g = groups.setdefault(key, Group(key, label, gkind, weight if gkind == "fixed" else None))
-        state = r.get("state", "COMPLETE")
-        if state == "COMPLETE" and _finite(r.get("value")):
-            g.values.append(float(r["value"]))
-            g.rows.append(dict(r))
-        elif state == "PRUNED":
-            g.pruned += 1
-        else:
-            g.failed += 1
-    return groups
 
 
 @dataclass
@@ -149,16 +83,6 @@ class Recommendation:
             f"{self.level:.0%} CI [{lo:.4f}, {hi:.4f}], {self.n_seeds} seeds)"
         )
         return "\n".join([head, *(f"- {r}" for r in self.reasons)])
-
-
-# How the share is computed, in the recommendation's words. RelativeWeights divides moving
-# averages of the norms, so the share is a ratio of mean norms; the "×" gradient ratio in the
-# reasons is a mean of per-step ratios, larger when the main gradient's norm varies.
-def _share_how(which: str) -> str:
-    return (
-        f"w·mean‖g_aux‖/mean‖g_main‖ over the probed steps at {which} weight: the ratio of "
-        "mean norms that RelativeWeights tracks, not the mean per-step ratio"
-    )
 
 
 def _fmt(x: float, digits: int = 4) -> str:
@@ -266,39 +190,10 @@ def recommend_from_rows(
                     "Within the noise of the best: " + ", ".join(ties) + "; these runs cannot "
                     "tell them apart from it."
                 )
-    reasons += _measurement_reasons(chosen, best, base, done, metric, sign, level)
-    share = _relative_share(chosen)
-    if share is not None and chosen.weight:
-        reasons.append(
-            "As a share of the main gradient, which stays valid if the auxiliary loss is "
-            f"rescaled: {_relative_text(share)} ({_share_how('this')})."
-        )
-    elif chosen is base:
-        nonzero = [g for g in done.values() if g.weight]
-        ref = max(nonzero, key=lambda g: sign * g.mean) if nonzero else None
-        ref_share = _relative_share(ref) if ref is not None else None
-        if ref is not None and ref_share is not None:
-            reasons.append(
-                f"Should you keep the auxiliary loss anyway: the best non-zero weight, "
-                f"{ref.label}, is {_relative_text(ref_share)} as a share of the main gradient "
-                f"({_share_how('that')}), which stays valid if the auxiliary loss is "
-                "rescaled."
-            )
-    table = [
-        {
-            "setting": g.label,
-            "kind": g.kind,
-            "seeds": g.n,
-            "mean": g.mean,
-            "ci_low": g.ci[0],
-            "ci_high": g.ci[1],
-            "pruned": g.pruned,
-            "failed": g.failed,
-            **{c: g.measure(c) for c in _columns(g, ("ratio/", "cos/", "conflict/", "gap"))},
-            **({"test": g.measure("test")} if any("test" in r for r in g.rows) else {}),
-        }
-        for g in sorted(groups.values(), key=lambda g: (g.weight is None, g.weight or 0, g.label))
-    ]
+    reasons += measurement_reasons(chosen, best, base, done, metric, sign, level)
+    share, said = share_reasons(chosen, base, done, sign)
+    reasons += said
+    table = summary_table(groups.values())
     return Recommendation(
         label=chosen.label,
         key=chosen.key,
@@ -318,160 +213,3 @@ def recommend_from_rows(
         direction=direction,
         level=level,
     )
-
-
-def _columns(g: Group, prefixes: tuple[str, ...]) -> list[str]:
-    cols: list[str] = []
-    for r in g.rows:
-        for k in r:
-            if k.startswith(prefixes) and k not in cols:
-                cols.append(k)
-    return cols
-
-
-def _count(g: Group, column: str) -> int:
-    return sum(_finite(r.get(column)) for r in g.rows)
-
-
-def _pooled_sd(groups: Iterable[Group], column: str) -> tuple[float, int]:
-    """Pooled standard deviation of a measurement around its group means, and its df."""
-    ss, df = 0.0, 0
-    for g in groups:
-        vals = [float(r[column]) for r in g.rows if _finite(r.get(column))]
-        if len(vals) > 1:
-            m = sum(vals) / len(vals)
-            ss += sum((v - m) ** 2 for v in vals)
-            df += len(vals) - 1
-    return (math.sqrt(ss / df) if df else math.nan), df
-
-
-def _relative_text(share: Mapping[str, float]) -> str:
-    return "RelativeWeights({" + ", ".join(f"'{t}': {v:.3g}" for t, v in share.items()) + "})"
-
-
-def _aux_tasks(g: Group) -> list[str]:
-    return [c[len("ratio/") :] for c in _columns(g, ("ratio/",))]
-
-
-def _relative_share(g: Group) -> dict[str, float] | None:
-    from auxlab.weighting import relative_share
-
-    if g.weight is None:
-        return None
-    out: dict[str, float] = {}
-    for aux in _aux_tasks(g):
-        vals = []
-        for r in g.rows:
-            nm, na = r.get("norm/main"), r.get(f"norm/{aux}")
-            if nm is not None and na is not None and _finite(nm) and _finite(na) and float(nm) > 0:
-                vals.append(relative_share(g.weight, float(nm), float(na)))
-        if vals:
-            out[aux] = sum(vals) / len(vals)
-    return out or None
-
-
-def _measurement_reasons(
-    chosen: Group,
-    best: Group,
-    base: Group | None,
-    done: Mapping[str, Group],
-    metric: str,
-    sign: float,
-    level: float,
-) -> list[str]:
-    out: list[str] = []
-    # What the auxiliary gradient did, measured at the setting of interest: the recommended
-    # one, or (when 0 is recommended) the best non-zero one.
-    subject = chosen if chosen is not base or best is base else best
-    if subject is base and base is not None:
-        others = [g for g in done.values() if g is not base]
-        subject = max(others, key=lambda g: sign * g.mean) if others else base
-    for aux in _aux_tasks(subject):
-        ratio = subject.measure(f"ratio/{aux}")
-        cos = subject.measure(f"cos/{aux}")
-        conflict = subject.measure(f"conflict/{aux}")
-        dmain = subject.measure(f"dmain/{aux}")
-        at = f"At {subject.label}"
-        if math.isfinite(ratio):
-            size = (
-                "a small nudge"
-                if ratio < 0.1
-                else "a substantial part of the update"
-                if ratio < 1
-                else "larger than the main task's own gradient"
-            )
-            out.append(
-                f"{at}, the gradient of '{aux}' on the shared layers was {ratio:.2f}× the main "
-                f"task's (‖w·g_{aux}‖/‖g_main‖, mean over probed steps): {size}."
-            )
-        if math.isfinite(cos):
-            kind = (
-                "aligned with"
-                if cos > 0.1
-                else "opposed to"
-                if cos < -0.1
-                else "nearly orthogonal to"
-            )
-            conf = (
-                f", in conflict (negative cosine) at {conflict:.0%} of probed steps"
-                if (math.isfinite(conflict))
-                else ""
-            )
-            out.append(f"Its gradient was {kind} the main task's (mean cosine {cos:+.2f}){conf}.")
-        if math.isfinite(dmain):
-            effect = "lowered" if dmain < 0 else "raised"
-            out.append(
-                f"To first order, the auxiliary part of each step {effect} the main training "
-                f"loss by {abs(dmain):.3g} (−lr·g_main·w·g_{aux}, mean over probed steps)."
-            )
-    if base is not None:
-        g_sub, g_base = subject.measure("gap"), base.measure("gap")
-        if math.isfinite(g_sub) and math.isfinite(g_base) and subject is not base:
-            change = g_sub - g_base
-            # The same rule as for the metric: the interval of the difference, from the
-            # seed noise of the gap pooled over settings, must exclude 0.
-            sd, df = _pooled_sd(done.values(), "gap")
-            half = math.nan
-            if df > 0:
-                n_sub, n_base = _count(subject, "gap"), _count(base, "gap")
-                half = t_quantile(0.5 + level / 2, df) * sd * math.sqrt(1 / n_sub + 1 / n_base)
-            if not math.isfinite(half):
-                effect = (
-                    f"a change of {change:+.4f}; with one seed per setting the noise between "
-                    "seeds is unknown, so no regularising effect can be read from it"
-                )
-            elif abs(change) <= half:
-                effect = (
-                    f"a change of {change:+.4f}, within the noise between seeds (the "
-                    f"{level:.0%} interval of the difference is ±{half:.4f}): no regularising "
-                    "effect can be read from these runs"
-                )
-            elif change < 0:
-                effect = "smaller: the auxiliary loss acted as a regulariser"
-            else:
-                effect = "larger: no regularising effect"
-            out.append(
-                f"Train/validation gap of the main task ({metric}, at the best epoch): "
-                f"{g_sub:+.4f} at {subject.label} against {g_base:+.4f} at weight 0, "
-                f"{effect}."
-            )
-        t_sub, t_base = subject.measure("test"), base.measure("test")
-        if math.isfinite(t_sub) and math.isfinite(t_base) and subject is not base:
-            out.append(
-                f"On the held-out test split, which played no part in the choice: {metric} "
-                f"{t_sub:.4f} at {subject.label} against {t_base:.4f} at weight 0 (means over "
-                "seeds, at each run's best validation epoch)."
-            )
-    if chosen.weight is not None:
-        ws = sorted((g.weight, g) for g in done.values() if g.weight is not None)
-        keys = [g.key for _, g in ws]
-        if chosen.key in keys:
-            i = keys.index(chosen.key)
-            near = [ws[j][1] for j in (i - 1, i + 1) if 0 <= j < len(ws)]
-            if near:
-                parts = [f"{g.label}: {sign * (g.mean - chosen.mean):+.4f}" for g in near]
-                out.append(
-                    f"Neighbouring weights, {metric} relative to {chosen.label} "
-                    f"(negative: worse): " + ", ".join(parts) + "."
-                )
-    return out

@@ -1,4 +1,7 @@
-"""The study report: a static HTML page with PNG plots (matplotlib, jinja2)."""
+"""The study report: a static HTML page with PNG plots (matplotlib, jinja2).
+
+It reads a study's :class:`~auxlab.study.StudyRecords` (plain data), never the study itself.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +9,12 @@ import math
 import platform
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from auxlab import report as _report
-
-if TYPE_CHECKING:
-    from auxlab.study._study import Study
+from auxlab.study._results import StudyRecords
 
 __all__ = ["write_report"]
 
@@ -137,18 +138,18 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def write_report(study: Study, out: Path, level: float = 0.95) -> Path:
-    """Write ``report.html``, PNG plots and ``results.csv`` for a study into ``out``."""
+def write_report(records: StudyRecords, out: Path, level: float = 0.95) -> Path:
+    """Write ``report.html``, PNG plots and ``results.csv`` for a study's records into ``out``."""
     import torch
 
     out.mkdir(parents=True, exist_ok=True)
-    runs = study.curves()
-    rows = [r["row"] for r in runs]
-    study.to_csv(out / "results.csv")
-    metric = study.config.metric
+    runs = records.runs
+    rows = records.rows
+    records.to_csv(out / "results.csv")
+    metric = records.metric
     sections: list[dict[str, Any]] = []
     try:
-        rec = study.recommend(level)
+        rec = records.recommend(level)
         summary = [str(rec).splitlines()[0], *rec.reasons]
     except ValueError as exc:
         rec = None
@@ -324,9 +325,9 @@ def write_report(study: Study, out: Path, level: float = 0.95) -> Path:
         }
     )
     meta = (
-        f"Study '{study.config.name}': {len(study.settings)} settings x "
-        f"{len(study.config.seeds)} seeds, {study.config.epochs} epochs; metric: validation "
-        f"{metric} of the main task ({study.direction}); {len(rows)} finished runs "
+        f"Study '{records.name}': {len(records.settings)} settings x "
+        f"{len(records.seeds)} seeds, {records.epochs} epochs; metric: validation "
+        f"{metric} of the main task ({records.direction}); {len(rows)} finished runs "
         f"({sum(r['state'] == 'COMPLETE' for r in rows)} complete, "
         f"{sum(r['state'] == 'PRUNED' for r in rows)} pruned, "
         f"{sum(r['state'] == 'FAIL' for r in rows)} failed). torch {torch.__version__}, "
@@ -334,9 +335,9 @@ def write_report(study: Study, out: Path, level: float = 0.95) -> Path:
     )
     return _report.write_html(
         out / "report.html",
-        f"auxlab study: {study.config.name}",
+        f"auxlab study: {records.name}",
         meta,
         summary,
         sections,
-        intro=study.config.description,
+        intro=records.description,
     )

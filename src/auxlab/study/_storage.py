@@ -5,12 +5,13 @@ from __future__ import annotations
 import importlib
 import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from auxlab._optional import MissingDependencyError, require
 
-__all__ = ["StorageError", "describe", "open_storage"]
+__all__ = ["StorageError", "describe", "jsonable", "open_storage"]
 
 #: Heartbeat of RDB storages: a worker that stops beating for ``GRACE`` seconds is dead, and
 #: its running trial is failed and requeued by the next worker that looks.
@@ -22,6 +23,17 @@ _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
 class StorageError(RuntimeError):
     """The study storage cannot be opened or reached."""
+
+
+def jsonable(v: Any) -> Any:
+    """``v`` as plain JSON data, for Optuna's user attributes (anything else as ``str``)."""
+    if isinstance(v, (str, bool, int, float)) or v is None:
+        return v
+    if isinstance(v, Mapping):
+        return {str(k): jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [jsonable(x) for x in v]
+    return str(v)
 
 
 def describe(spec: str | None) -> str:
