@@ -50,7 +50,9 @@ class AlignedMTL(Strategy):
             use): a dict ``{task: weight}`` covering every task, or a list in task order.
             Default: ones (the sum of the aligned gradients, as the authors' code via
             LibMTL; TorchJD defaults to ``1/T``).
-        scale_mode: ``"min"`` (the paper: the smallest eigenvalue), ``"median"`` or
+        scale_mode: ``"min"`` (the paper: the smallest eigenvalue), ``"median"`` (the
+            lower median of the kept eigenvalues: for an even count the smaller of the two
+            middle ones, as ``torch.median`` in the authors' repository and TorchJD) or
             ``"rmse"`` (their mean, as in the authors' repository), as TorchJD offers.
 
     Cost: ``T`` backward passes through the shared parameters, ``T x T`` memory, one
@@ -110,7 +112,9 @@ class AlignedMTL(Strategy):
         if self.scale_mode == "min":
             level = float(lam_k.min())
         elif self.scale_mode == "median":
-            level = float(np.median(lam_k))
+            # torch.median's lower median, as the authors' code and TorchJD (NumPy's median
+            # would average the two middle eigenvalues of an even count).
+            level = float(np.sort(lam_k)[(len(lam_k) - 1) // 2])
         else:
             level = float(lam_k.mean())
         balance = math.sqrt(level) * (vec_k / np.sqrt(lam_k)) @ vec_k.T

@@ -34,8 +34,13 @@ class CAGrad(Strategy):
     ``shared_weights`` (divided by ``1 + c²`` with ``rescale=1``, ``1 + c`` with
     ``rescale=2``); heads get their own gradients. The dual is solved exactly by a root
     search over a scalar whose every evaluation is an exact minimum-norm problem (the
-    authors and LibMTL use SciPy's SLSQP). Where ``g_w = 0`` (the gradients' hull holds the
-    origin at the optimum) or ``g₀ = 0``, ``d = g₀``.
+    authors and LibMTL use SciPy's SLSQP). Where ``g₀ = 0``, ``d = 0``. A task with a zero
+    gradient is indifferent to ``d``: it counts in ``g₀`` but not in the worst case (so a
+    non-conflicting update is found where one exists, as LibMTL's regularised SLSQP does;
+    the mean gradient, taken before, can conflict with a task). Where ``g_w = 0`` at the
+    optimum (the gradients' hull holding the origin) the formula leaves ``d`` open and every point of the ball that conflicts with no task is
+    optimal: ``d`` is then the projection of ``g₀`` onto ``{x : gᵢ·x >= 0 for every i}``, the
+    nearest such point, when it lies in the ball.
 
     Args:
         c: Radius ``c`` in ``[0, 1)`` of the ball around ``g₀``, in units of ``||g₀||`` (0
@@ -86,7 +91,7 @@ class CAGrad(Strategy):
     def update(self, signals: Signals, state: NoState) -> tuple[Decision, NoState]:
         gram, eps = _gramian(signals, "CAGrad")
         t = gram.shape[0]
-        coef, ok = cagrad_weights(gram, self.c, _tie_rtol(eps))
+        coef, ok = cagrad_weights(gram, self.c, _tie_rtol(eps), eps)
         if not ok:
             warnings.warn(
                 "CAGrad's dual solver did not converge; using the mean gradient for this step.",

@@ -52,6 +52,13 @@ class UPGrad(Strategy):
     NNLS problem (TorchJD uses quadprog on a slightly regularised Gramian); identical
     gradients share their weight equally.
 
+    Numerics: the cone does not change when a gradient is rescaled, so the projections are
+    solved on the unit gradients (the cosine matrix), which keeps a task whose gradient is
+    ``10⁸`` times smaller than another's; eigenvalues of the cosine matrix under the
+    precision of the inputs (float32's for float32 gradients) are dropped as rounding
+    noise, so nearly dependent float32 gradients still get a non-conflicting update. A zero
+    gradient constrains nothing.
+
     Args:
         pref_vector: Preferences ``u`` (TorchJD's ``pref_vector``, its only built-in
             priority hook): a dict ``{task: weight}`` covering every task, or a list in task
@@ -99,11 +106,11 @@ class UPGrad(Strategy):
         t = gram.shape[0]
         total = np.zeros(t)
         failed = False
-        factor = dual_cone_factor(gram)  # one factorisation for the T projections
+        factor = dual_cone_factor(gram, eps)  # one factorisation for the T projections
         for i in range(t):
             u = np.zeros(t)
             u[i] = pref[i]
-            v, ok = dual_cone_weights(gram, u, factor)
+            v, ok = dual_cone_weights(gram, u, factor, eps)
             failed |= not ok
             total += v
         if failed:
