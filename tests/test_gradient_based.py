@@ -270,7 +270,7 @@ def test_mgda_zero_gradient_task_stops_the_shared_update() -> None:
 def test_mgda_solver_failure_warns_and_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
     import auxlab.weighting._mgda as module
 
-    monkeypatch.setattr(module, "min_norm_weights", lambda g, rtol: (np.zeros(len(g)), False))
+    monkeypatch.setattr(module, "min_norm_weights", lambda g, rtol, eps: (np.zeros(len(g)), False))
     with pytest.warns(SolverWarning, match="MGDA"):
         d, _ = _update(MGDA(), _signals(_random_grads(0)))
     assert d.shared_weights == pytest.approx(dict.fromkeys(TASKS, 1 / 3))

@@ -16,6 +16,7 @@ from auxlab.weighting._gradient_common import (
     _check_preference,
     _check_tasks,
     _gramian,
+    _positional_preference,
     _resolve_preference,
     _shared,
 )
@@ -81,6 +82,10 @@ class AlignedMTL(Strategy):
     """
 
     family = "gradient"
+    #: Aggregator properties claimed (``auxlab.checks.check_properties``; docs/reliability.md).
+    properties: ClassVar[frozenset[str]] = frozenset(
+        {"expected_structure", "permutation_invariant", "strongly_stationary"}
+    )
     paper = "Senushkin et al., CVPR 2023"
 
     needs: ClassVar[frozenset[Need]] = frozenset({Need.GRAMIAN})
@@ -93,6 +98,9 @@ class AlignedMTL(Strategy):
     ) -> None:
         _check_choice("scale_mode", scale_mode, ("min", "median", "rmse"))
         self.pref_vector = _check_preference(pref_vector)
+        if _positional_preference(self.pref_vector):
+            # A list of unequal preferences goes by position, not by task.
+            self.properties = self.properties - {"permutation_invariant"}  # type: ignore[misc]
         self.scale_mode = scale_mode
 
     def init(self, tasks: Sequence[str], main: str) -> AlignedMTLState:

@@ -38,9 +38,13 @@ class CAGrad(Strategy):
     gradient is indifferent to ``d``: it counts in ``g₀`` but not in the worst case (so a
     non-conflicting update is found where one exists, as LibMTL's regularised SLSQP does;
     the mean gradient, taken before, can conflict with a task). Where ``g_w = 0`` at the
-    optimum (the gradients' hull holding the origin) the formula leaves ``d`` open and every point of the ball that conflicts with no task is
-    optimal: ``d`` is then the projection of ``g₀`` onto ``{x : gᵢ·x >= 0 for every i}``, the
-    nearest such point, when it lies in the ball.
+    optimum (the gradients' hull holding the origin) the formula leaves ``d`` open and every
+    point of the ball that conflicts with no task is optimal: ``d`` is then the projection
+    of ``g₀`` onto ``{x : gᵢ·x >= 0 for every i}``, the nearest such point, when it lies in
+    the ball.
+
+    Not non-conflicting: with ``c < 1`` the ball may hold no update that conflicts with no
+    task, and then ``d`` conflicts with one (TorchJD tests the property only for ``c >= 1``).
 
     Args:
         c: Radius ``c`` in ``[0, 1)`` of the ball around ``g₀``, in units of ``||g₀||`` (0
@@ -72,6 +76,10 @@ class CAGrad(Strategy):
     """
 
     family = "gradient"
+    #: Aggregator properties claimed (``auxlab.checks.check_properties``; docs/reliability.md).
+    properties: ClassVar[frozenset[str]] = frozenset(
+        {"expected_structure", "permutation_invariant", "strongly_stationary"}
+    )
     paper = "Liu et al., NeurIPS 2021"
 
     needs: ClassVar[frozenset[Need]] = frozenset({Need.GRAMIAN})

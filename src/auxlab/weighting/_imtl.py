@@ -63,6 +63,10 @@ class IMTL(Strategy):
     """
 
     family = "gradient"
+    #: Aggregator properties claimed (``auxlab.checks.check_properties``; docs/reliability.md).
+    properties: ClassVar[frozenset[str]] = frozenset(
+        {"expected_structure", "permutation_invariant", "strongly_stationary"}
+    )
     paper = "Liu et al., ICLR 2021"
 
     needs: ClassVar[frozenset[Need]] = frozenset({Need.GRAMIAN})

@@ -97,6 +97,10 @@ class NashMTL(Strategy):
     """
 
     family = "gradient"
+    #: Aggregator properties claimed (``auxlab.checks.check_properties``; docs/reliability.md).
+    properties: ClassVar[frozenset[str]] = frozenset(
+        {"expected_structure", "permutation_invariant", "strongly_stationary"}
+    )
     paper = "Navon et al., ICML 2022"
 
     needs: ClassVar[frozenset[Need]] = frozenset({Need.GRAMIAN})

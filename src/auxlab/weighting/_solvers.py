@@ -175,7 +175,7 @@ def _min_norm_two(gram: Array) -> Array:
     return np.array([a, 1.0 - a])
 
 
-def min_norm_weights(gram: Array, rtol: float = 1e-12) -> tuple[Array, bool]:
+def min_norm_weights(gram: Array, rtol: float = 1e-12, eps: float = _EPS64) -> tuple[Array, bool]:
     """Weights ``α`` on the simplex minimising ``||Σᵢ αᵢ gᵢ||`` (the MGDA problem).
 
     For two tasks the closed form. Otherwise the problem is rewritten as the NNLS problem
@@ -187,6 +187,8 @@ def min_norm_weights(gram: Array, rtol: float = 1e-12) -> tuple[Array, bool]:
         gram: The ``T x T`` Gramian (any positive scale; it is normalised first).
         rtol: Relative tolerance under which tasks count as identical (see
             :func:`tie_identical`).
+        eps: The precision the Gramian was computed in: eigenvalues under ``T·ε`` of the
+            largest are rounding noise (of either sign, in float32) and are dropped.
 
     Returns:
         ``α`` and whether the solver converged. A zero Gramian gives uniform weights.
@@ -200,7 +202,7 @@ def min_norm_weights(gram: Array, rtol: float = 1e-12) -> tuple[Array, bool]:
     g = gram / scale
     if t == 2:
         return _min_norm_two(g), True
-    r = psd_factor(g)
+    r = psd_factor(g, t * max(eps, _EPS64))
     a = np.vstack([r, np.ones((1, t))])
     b = np.zeros(a.shape[0])
     b[-1] = 1.0
@@ -211,8 +213,8 @@ def min_norm_weights(gram: Array, rtol: float = 1e-12) -> tuple[Array, bool]:
     alpha = tie_identical(g, x / total, rtol)
     # Check optimality directly: every gradient's inner product with the min-norm point is
     # at least its squared norm (Gα >= αᵀGα), to a tolerance scaled to the problem.
-    grad = g @ alpha
-    ok = bool(np.all(grad >= float(alpha @ grad) - 1e-9))
+    grad = r.T @ (r @ alpha)  # in the factor's metric, the one the solver certifies
+    ok = bool(np.all(grad >= float(alpha @ grad) - max(1e-9, 10.0 * t * eps)))
     return alpha, ok
 
 
@@ -227,11 +229,13 @@ class DualConeFactor(NamedTuple):
     """
 
     norms: Array
-    live: Array
+    live: npt.NDArray[np.bool_]
     factor: Array
 
 
-def normalized_gramian(gram: Array, eps: float = _EPS64) -> tuple[Array, Array, Array]:
+def normalized_gramian(
+    gram: Array, eps: float = _EPS64
+) -> tuple[Array, npt.NDArray[np.bool_], Array]:
     """``(norms, live, C)``: the gradients' norms, which are non-zero, and their cosines.
 
     ``C = D⁻¹ G D⁻¹`` on the live tasks (``D = diag(||gᵢ||)``) has a unit diagonal whatever
@@ -348,8 +352,8 @@ def nash_weights(
         except np.linalg.LinAlgError:
             return alpha, False
         decrement = math.sqrt(max(float(grad @ step), 0.0))
-        t = 1.0 if decrement < 0.25 else 1.0 / (1.0 + decrement)
-        new = alpha - t * step
+        damping = 1.0 if decrement < 0.25 else 1.0 / (1.0 + decrement)
+        new = alpha - damping * step
         if not np.all(np.isfinite(new)) or np.any(new <= 0):
             return alpha, False
         alpha = new
@@ -401,22 +405,29 @@ def cagrad_weights(
     def inner(s: float) -> tuple[Array, float, bool]:
         beta = s / phi
         shifted = gl + beta * (gml[:, None] + gml[None, :]) + beta * beta * g0_sq
-        w, ok = min_norm_weights(shifted, rtol)
+        w, ok = min_norm_weights(shifted, rtol, eps)
         return w, math.sqrt(max(float(w @ gl @ w), 0.0)), ok
 
-    lo, hi = 0.0, math.sqrt(float(np.max(np.diag(gl))))
+    # ||g_w||² is settled to ε, so ||g_w|| only to √ε: below that, f(s) = s - ||g_w(s)|| has
+    # the sign of rounding noise, so the bracket starts above it. (s = 0 is never the answer
+    # sought anyway: when the hull holds the origin f(0) = 0, while the root of the convex
+    # outer problem lies at some s > 0, f < 0 just right of 0 for c < 1.) Closeness to the
+    # root is measured by |f(s)|/s, which tends to 1/c - 1, not 0, as s -> 0.
+    noise = 10.0 * math.sqrt(max(eps, _EPS64))
+    hi = math.sqrt(float(np.max(np.diag(gl))))
+    lo = min(noise, 0.5 * hi)
     _, rho_lo, ok_lo = inner(lo)
     w_hi, rho_hi, ok_hi = inner(hi)
     all_ok = ok_lo and ok_hi
-    f_lo, f_hi = lo - rho_lo, hi - rho_hi  # f_lo <= 0 <= f_hi
-    # s = 0 is never the answer sought: when the hull holds the origin, f(0) = 0 although the
-    # root of the convex outer problem lies at some s > 0 (f < 0 just right of 0 for c < 1).
-    best_w, best_rho, best_f = w_hi, rho_hi, f_hi
+    f_lo, f_hi = lo - rho_lo, hi - rho_hi  # f_hi >= 0
+    best_w, best_rho, best_score = w_hi, rho_hi, abs(f_hi) / hi if hi > 0 else math.inf
     side = 0
-    converged = False
-    for _ in range(200):
+    converged = f_lo >= 0  # the root is below the noise: g_w = 0 at the optimum
+    if converged:
+        best_rho = 0.0
+    for _ in range(0 if converged else 200):
         # Units: G was scaled so that max ||gᵢ|| = 1, hence s and f are O(1).
-        if hi - lo <= 1e-13 or abs(best_f) <= 1e-13:
+        if hi - lo <= 1e-13 or best_score <= 1e-12:
             converged = True
             break
         width = hi - lo
@@ -426,8 +437,8 @@ def cagrad_weights(
         w, rho, ok = inner(s)
         all_ok = all_ok and ok
         f = s - rho
-        if abs(f) < abs(best_f):
-            best_w, best_rho, best_f = w, rho, f
+        if abs(f) / s < best_score:
+            best_w, best_rho, best_score = w, rho, abs(f) / s
         if f > 0:
             hi, f_hi = s, f
             if side == 1:
@@ -439,7 +450,9 @@ def cagrad_weights(
                 f_hi *= 0.5
             side = -1
     ok = converged and all_ok
-    if best_rho <= 1e-12:
+    # ||g_w||² is settled to ε, so ||g_w|| only to √ε: below that the direction of g_w is
+    # rounding noise (and the coefficients φ/||g_w||·w huge); the hull touches the origin.
+    if best_rho <= noise:
         # No conflict-averse correction from the formula (the hull touches the origin).
         coef = mean
     else:

@@ -15,6 +15,7 @@ from auxlab.weighting._gradient_common import (
     _check_preference,
     _check_tasks,
     _gramian,
+    _positional_preference,
     _resolve_preference,
     _shared,
     _tie_rtol,
@@ -88,6 +89,16 @@ class UPGrad(Strategy):
     """
 
     family = "gradient"
+    #: Aggregator properties claimed (``auxlab.checks.check_properties``; docs/reliability.md).
+    properties: ClassVar[frozenset[str]] = frozenset(
+        {
+            "expected_structure",
+            "linear_under_scaling",
+            "non_conflicting",
+            "permutation_invariant",
+            "strongly_stationary",
+        }
+    )
     paper = "Quinton & Rey, arXiv 2024"
 
     needs: ClassVar[frozenset[Need]] = frozenset({Need.GRAMIAN})
@@ -95,6 +106,9 @@ class UPGrad(Strategy):
 
     def __init__(self, pref_vector: Preference | None = None) -> None:
         self.pref_vector = _check_preference(pref_vector)
+        if _positional_preference(self.pref_vector):
+            # A list of unequal preferences goes by position, not by task.
+            self.properties = self.properties - {"permutation_invariant"}  # type: ignore[misc]
 
     def init(self, tasks: Sequence[str], main: str) -> UPGradState:
         _check_tasks(tasks, main)
