@@ -134,7 +134,7 @@ class _MeanClaimsNonConflicting(Strategy):
 
 
 def test_a_wrong_claim_is_caught_naming_the_property_and_matrix() -> None:
-    with pytest.raises(AssertionError, match="non_conflicting on the '.*' matrix: _Mean"):
+    with pytest.raises(AssertionError, match=r"non_conflicting on the '.*' matrix: _Mean"):
         check_properties(_MeanClaimsNonConflicting())
 
 
