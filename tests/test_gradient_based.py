@@ -270,7 +270,7 @@ def test_mgda_zero_gradient_task_stops_the_shared_update() -> None:
 def test_mgda_solver_failure_warns_and_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
     import auxlab.weighting._mgda as module
 
-    monkeypatch.setattr(module, "min_norm_weights", lambda g, rtol: (np.zeros(len(g)), False))
+    monkeypatch.setattr(module, "min_norm_weights", lambda g, rtol, eps: (np.zeros(len(g)), False))
     with pytest.warns(SolverWarning, match="MGDA"):
         d, _ = _update(MGDA(), _signals(_random_grads(0)))
     assert d.shared_weights == pytest.approx(dict.fromkeys(TASKS, 1 / 3))
@@ -505,13 +505,39 @@ def test_nash_alpha_satisfies_the_bargaining_equation() -> None:
         d, state = _update(NashMTL(), _signals(grads))
         alpha = np.array([d.shared_weights[t] for t in TASKS])  # type: ignore[index]
         g = (grads @ grads.T).numpy()
-        g_tilde = g / np.linalg.norm(g)
-        np.testing.assert_allclose(g_tilde @ alpha, 1.0 / alpha, rtol=1e-8)
+        # On the raw Gramian, as the authors' code, LibMTL and TorchJD (issue 15).
+        np.testing.assert_allclose(g @ alpha, 1.0 / alpha, rtol=1e-8)
         assert state.alpha.tolist() == pytest.approx(alpha.tolist())
         # Equivalently, every task gets the same share αᵢ gᵢ·d of the update.
         upd = _shared_update(d, grads, TASKS).numpy()
         shares = alpha * (grads.numpy() @ upd)
         np.testing.assert_allclose(shares, shares[0], rtol=1e-7)
+
+
+def test_nash_step_does_not_grow_with_the_gradients() -> None:
+    # The authors' rule αᵢ(Gα)ᵢ = 1 on the raw Gramian gives ||Σαᵢgᵢ||² = αᵀGα = T whatever
+    # the gradients' size; auxlab solved on G/||G||_F, so its step grew as √||G||_F.
+    grads = _random_grads(21)
+    for factor in (1e-3, 1.0, 1e3):
+        d, _ = _update(NashMTL(), _signals(grads * factor))
+        upd = _shared_update(d, grads * factor, TASKS)
+        assert float(upd.norm()) == pytest.approx(math.sqrt(3.0), rel=1e-8)
+    # The former rule stays available, as an explicit option.
+    g = (grads @ grads.T).numpy()
+    d, _ = _update(NashMTL(normalize_gramian=True), _signals(grads))
+    alpha = np.array([d.shared_weights[t] for t in TASKS])  # type: ignore[index]
+    np.testing.assert_allclose(g / np.linalg.norm(g) @ alpha, 1.0 / alpha, rtol=1e-8)
+    with pytest.raises(TypeError, match="normalize_gramian"):
+        NashMTL(normalize_gramian="yes")  # type: ignore[arg-type]
+
+
+def test_nash_solves_gradients_far_apart_in_size() -> None:
+    grads = _random_grads(22)
+    grads = grads * torch.tensor([[1e4], [1.0], [1e-4]], dtype=torch.float64)
+    d, _ = _update(NashMTL(), _signals(grads))
+    alpha = np.array([d.shared_weights[t] for t in TASKS])  # type: ignore[index]
+    g = (grads @ grads.T).numpy()
+    np.testing.assert_allclose(alpha * (g @ alpha), 1.0, rtol=1e-8)
 
 
 def test_nash_direction_is_scale_invariant() -> None:
@@ -546,8 +572,7 @@ def test_nash_zero_gradient_task_and_no_solution_fallback() -> None:
     assert d.shared_weights["aux2"] == 0.0  # type: ignore[index]
     sub = (grads[:2] @ grads[:2].T).numpy()
     alpha = np.array([d.shared_weights["main"], d.shared_weights["aux1"]])  # type: ignore[index]
-    g_tilde = sub / np.linalg.norm(sub)
-    np.testing.assert_allclose(g_tilde @ alpha, 1 / alpha, rtol=1e-8)
+    np.testing.assert_allclose(sub @ alpha, 1 / alpha, rtol=1e-8)
     d, _ = _update(NashMTL(), _signals(torch.zeros(3, 4, dtype=torch.float64)))
     assert d.shared_weights == dict.fromkeys(TASKS, 1.0)
     # Opposite gradients: no bargaining solution; warn and reuse the previous α.
@@ -637,7 +662,7 @@ def test_upgrad_without_conflict_is_the_preference_weighted_sum() -> None:
 def test_upgrad_solver_failure_warns(monkeypatch: pytest.MonkeyPatch) -> None:
     import auxlab.weighting._upgrad as module
 
-    monkeypatch.setattr(module, "dual_cone_weights", lambda g, u, factor=None: (u, False))
+    monkeypatch.setattr(module, "dual_cone_weights", lambda g, u, factor=None, eps=None: (u, False))
     with pytest.warns(SolverWarning, match="UPGrad"):
         d, _ = _update(UPGrad(), _signals(_random_grads(0)))
     assert d.shared_weights == pytest.approx(dict.fromkeys(TASKS, 1 / 3))
@@ -646,7 +671,7 @@ def test_upgrad_solver_failure_warns(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_cagrad_solver_failure_warns(monkeypatch: pytest.MonkeyPatch) -> None:
     import auxlab.weighting._cagrad as module
 
-    monkeypatch.setattr(module, "cagrad_weights", lambda g, c, r: (np.ones(len(g)), False))
+    monkeypatch.setattr(module, "cagrad_weights", lambda g, c, r, e: (np.ones(len(g)), False))
     with pytest.warns(SolverWarning, match="CAGrad"):
         d, _ = _update(CAGrad(rescale=0), _signals(_random_grads(0)))
     assert d.shared_weights == pytest.approx(dict.fromkeys(TASKS, 1 / 3))

@@ -16,6 +16,7 @@ from auxlab.weighting._gradient_common import (
     _check_preference,
     _check_tasks,
     _gramian,
+    _positional_preference,
     _resolve_preference,
     _shared,
 )
@@ -50,7 +51,9 @@ class AlignedMTL(Strategy):
             use): a dict ``{task: weight}`` covering every task, or a list in task order.
             Default: ones (the sum of the aligned gradients, as the authors' code via
             LibMTL; TorchJD defaults to ``1/T``).
-        scale_mode: ``"min"`` (the paper: the smallest eigenvalue), ``"median"`` or
+        scale_mode: ``"min"`` (the paper: the smallest eigenvalue), ``"median"`` (the
+            lower median of the kept eigenvalues: for an even count the smaller of the two
+            middle ones, as ``torch.median`` in the authors' repository and TorchJD) or
             ``"rmse"`` (their mean, as in the authors' repository), as TorchJD offers.
 
     Cost: ``T`` backward passes through the shared parameters, ``T x T`` memory, one
@@ -79,6 +82,10 @@ class AlignedMTL(Strategy):
     """
 
     family = "gradient"
+    #: Aggregator properties claimed (``auxlab.checks.check_properties``; docs/reliability.md).
+    properties: ClassVar[frozenset[str]] = frozenset(
+        {"expected_structure", "permutation_invariant", "strongly_stationary"}
+    )
     paper = "Senushkin et al., CVPR 2023"
 
     needs: ClassVar[frozenset[Need]] = frozenset({Need.GRAMIAN})
@@ -91,6 +98,9 @@ class AlignedMTL(Strategy):
     ) -> None:
         _check_choice("scale_mode", scale_mode, ("min", "median", "rmse"))
         self.pref_vector = _check_preference(pref_vector)
+        if _positional_preference(self.pref_vector):
+            # A list of unequal preferences goes by position, not by task.
+            self.properties = self.properties - {"permutation_invariant"}  # type: ignore[misc]
         self.scale_mode = scale_mode
 
     def init(self, tasks: Sequence[str], main: str) -> AlignedMTLState:
@@ -110,7 +120,9 @@ class AlignedMTL(Strategy):
         if self.scale_mode == "min":
             level = float(lam_k.min())
         elif self.scale_mode == "median":
-            level = float(np.median(lam_k))
+            # torch.median's lower median, as the authors' code and TorchJD (NumPy's median
+            # would average the two middle eigenvalues of an even count).
+            level = float(np.sort(lam_k)[(len(lam_k) - 1) // 2])
         else:
             level = float(lam_k.mean())
         balance = math.sqrt(level) * (vec_k / np.sqrt(lam_k)) @ vec_k.T

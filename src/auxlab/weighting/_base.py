@@ -187,6 +187,13 @@ class Strategy(ABC):
     #: symmetry properties hold only in distribution, so those checks skip them).
     randomized: ClassVar[bool] = False
 
+    #: The aggregator properties a Gramian-based strategy claims, tested by
+    #: :func:`auxlab.checks.check_properties`: any of ``"expected_structure"``,
+    #: ``"non_conflicting"``, ``"permutation_invariant"``, ``"linear_under_scaling"`` and
+    #: ``"strongly_stationary"`` (defined there, as TorchJD's test suite states them). A
+    #: strategy whose claims depend on its hyperparameters sets them per instance.
+    properties: ClassVar[frozenset[str]] = frozenset()
+
     @abstractmethod
     def init(self, tasks: Sequence[str], main: str) -> Any:
         """Check the tasks and return the initial state (a ``NamedTuple``)."""

@@ -34,8 +34,17 @@ class CAGrad(Strategy):
     ``shared_weights`` (divided by ``1 + c²`` with ``rescale=1``, ``1 + c`` with
     ``rescale=2``); heads get their own gradients. The dual is solved exactly by a root
     search over a scalar whose every evaluation is an exact minimum-norm problem (the
-    authors and LibMTL use SciPy's SLSQP). Where ``g_w = 0`` (the gradients' hull holds the
-    origin at the optimum) or ``g₀ = 0``, ``d = g₀``.
+    authors and LibMTL use SciPy's SLSQP). Where ``g₀ = 0``, ``d = 0``. A task with a zero
+    gradient is indifferent to ``d``: it counts in ``g₀`` but not in the worst case (so a
+    non-conflicting update is found where one exists, as LibMTL's regularised SLSQP does;
+    the mean gradient, taken before, can conflict with a task). Where ``g_w = 0`` at the
+    optimum (the gradients' hull holding the origin) the formula leaves ``d`` open and every
+    point of the ball that conflicts with no task is optimal: ``d`` is then the projection
+    of ``g₀`` onto ``{x : gᵢ·x >= 0 for every i}``, the nearest such point, when it lies in
+    the ball.
+
+    Not non-conflicting: with ``c < 1`` the ball may hold no update that conflicts with no
+    task, and then ``d`` conflicts with one (TorchJD tests the property only for ``c >= 1``).
 
     Args:
         c: Radius ``c`` in ``[0, 1)`` of the ball around ``g₀``, in units of ``||g₀||`` (0
@@ -67,6 +76,10 @@ class CAGrad(Strategy):
     """
 
     family = "gradient"
+    #: Aggregator properties claimed (``auxlab.checks.check_properties``; docs/reliability.md).
+    properties: ClassVar[frozenset[str]] = frozenset(
+        {"expected_structure", "permutation_invariant", "strongly_stationary"}
+    )
     paper = "Liu et al., NeurIPS 2021"
 
     needs: ClassVar[frozenset[Need]] = frozenset({Need.GRAMIAN})
@@ -86,7 +99,7 @@ class CAGrad(Strategy):
     def update(self, signals: Signals, state: NoState) -> tuple[Decision, NoState]:
         gram, eps = _gramian(signals, "CAGrad")
         t = gram.shape[0]
-        coef, ok = cagrad_weights(gram, self.c, _tie_rtol(eps))
+        coef, ok = cagrad_weights(gram, self.c, _tie_rtol(eps), eps)
         if not ok:
             warnings.warn(
                 "CAGrad's dual solver did not converge; using the mean gradient for this step.",

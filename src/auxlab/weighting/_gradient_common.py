@@ -111,6 +111,11 @@ def _check_preference(pref: Preference | None) -> Preference | None:
     return dict(pref) if isinstance(pref, Mapping) else list(pref)
 
 
+def _positional_preference(pref: Preference | None) -> bool:
+    """Whether ``pref`` is a list of unequal values (matched to tasks by position)."""
+    return pref is not None and not isinstance(pref, Mapping) and len({float(v) for v in pref}) > 1
+
+
 def _resolve_preference(
     pref: Preference | None, tasks: Sequence[str], default: float | None
 ) -> torch.Tensor:

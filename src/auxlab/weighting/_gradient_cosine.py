@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 from auxlab.weighting._base import Decision, Signals, Strategy
 from auxlab.weighting._main_first_common import (
@@ -71,6 +71,10 @@ class GradientCosine(Strategy):
     """
 
     family = "main-first"
+    #: Aggregator properties claimed (``auxlab.checks.check_properties``; docs/reliability.md).
+    properties: ClassVar[frozenset[str]] = frozenset(
+        {"expected_structure", "permutation_invariant"}
+    )
     paper = "Du et al., arXiv 2018"
 
     needs = _GRAMIAN_ONLY

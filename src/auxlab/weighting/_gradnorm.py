@@ -83,6 +83,10 @@ class GradNorm(Strategy):
     """
 
     family = "gradient"
+    #: Aggregator properties claimed (``auxlab.checks.check_properties``; docs/reliability.md).
+    properties: ClassVar[frozenset[str]] = frozenset(
+        {"expected_structure", "permutation_invariant"}
+    )
     paper = "Chen et al., ICML 2018"
 
     needs: ClassVar[frozenset[Need]] = frozenset({Need.LOSSES, Need.GRAMIAN})

@@ -75,6 +75,10 @@ class GradVac(Strategy):
     """
 
     family = "gradient"
+    #: Aggregator properties claimed (``auxlab.checks.check_properties``; docs/reliability.md).
+    properties: ClassVar[frozenset[str]] = frozenset(
+        {"expected_structure", "permutation_invariant"}
+    )
     paper = "Wang et al., ICLR 2021"
 
     needs: ClassVar[frozenset[Need]] = frozenset({Need.GRAMIAN})

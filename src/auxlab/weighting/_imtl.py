@@ -11,6 +11,7 @@ import numpy as np
 from auxlab.weighting._base import Decision, Need, NoState, Signals, Strategy
 from auxlab.weighting._gradient_common import _check_tasks, _gramian, _shared
 from auxlab.weighting._registry import register
+from auxlab.weighting._solvers import _EPS64, normalized_gramian
 
 __all__ = ["IMTL"]
 
@@ -21,9 +22,12 @@ class IMTL(Strategy):
 
     Rule (Liu et al., 2021, eq. 5, generalised to dependent gradients as in TorchJD): find
     ``d = Σᵢ αᵢ gᵢ`` with ``d·uᵢ`` equal for all tasks (``uᵢ = gᵢ/||gᵢ||``) and ``Σ αᵢ = 1``:
-    ``v = G⁺ n`` with ``nᵢ = ||gᵢ||`` (the pseudo-inverse cuts eigenvalues below ``T·ε`` of
-    the largest, ``ε`` the inputs' precision), then ``α = v / Σv``. ``Jᵀv`` has projection 1
-    on every ``uᵢ``. The shared parameters get ``Σ αᵢ gᵢ``; heads their own gradients.
+    ``v = G⁺ n`` with ``nᵢ = ||gᵢ||``, then ``α = v / Σv``. ``Jᵀv`` has projection 1 on
+    every ``uᵢ``. The shared parameters get ``Σ αᵢ gᵢ``; heads their own gradients.
+    Computed on unit gradients: ``v = D⁻¹ C⁺ 1`` with ``C = D⁻¹GD⁻¹`` the cosine matrix
+    (``D = diag(nᵢ)``; the pseudo-inverse cuts eigenvalues of ``C`` below ``T·ε`` of the
+    largest, ``ε`` the inputs' precision), which keeps a task whose gradient is ``10⁸``
+    times smaller than another's. A zero gradient gets ``αᵢ = 0``.
 
     Deviation, documented: for three or more tasks ``Σv`` can be small or negative, and the
     published normalisation then makes ``d`` huge or points it against every task. We divide
@@ -59,6 +63,10 @@ class IMTL(Strategy):
     """
 
     family = "gradient"
+    #: Aggregator properties claimed (``auxlab.checks.check_properties``; docs/reliability.md).
+    properties: ClassVar[frozenset[str]] = frozenset(
+        {"expected_structure", "permutation_invariant", "strongly_stationary"}
+    )
     paper = "Liu et al., ICLR 2021"
 
     needs: ClassVar[frozenset[Need]] = frozenset({Need.GRAMIAN})
@@ -71,18 +79,20 @@ class IMTL(Strategy):
     def update(self, signals: Signals, state: NoState) -> tuple[Decision, NoState]:
         gram, eps = _gramian(signals, "IMTL")
         t = gram.shape[0]
-        norms = np.sqrt(np.clip(np.diag(gram), 0.0, None))
-        top = float(norms.max()) if t else 0.0
         coef = np.full(t, 1.0 / t)
-        if top > 0 and math.isfinite(top):
-            # Work with G/max||g||² and n/max||g||: v scales as 1/||g||, α = v/Σv does not.
-            g = gram / top**2
-            lam, vec = np.linalg.eigh(g)
-            keep = lam > t * eps * float(lam.max())
-            pinv = (vec[:, keep] / lam[keep]) @ vec[:, keep].T
-            v = pinv @ (norms / top)
-            d_sq = float(v @ g @ v)  # ||Jᵀv||², 0 when no direction has equal projections
+        norms, live, cos = normalized_gramian(gram, eps)
+        if live.any():
+            # Gv = n in unit-gradient coordinates w = D v: C w = 1 (C the cosine matrix, unit
+            # diagonal). Cutting C's eigenvalues at the inputs' precision keeps a task whose
+            # gradient is 1e8 times smaller than another's; cutting G's would drop it.
+            lam, vec = np.linalg.eigh(cos)
+            keep = lam > max(t * eps, t * _EPS64) * float(lam.max())
+            w = (vec[:, keep] / lam[keep]) @ (vec[:, keep].T @ np.ones(len(lam)))
+            d_sq = float(w @ cos @ w)  # ||Jᵀv||², 0 when no direction has equal projections
+            v = np.zeros(t)
+            v[live] = w / norms[live]  # a zero gradient gets no weight
             total, mass = float(v.sum()), float(np.abs(v).sum())
-            if mass > 0 and d_sq > 1e-12 * max(mass, 1.0) ** 2:
+            scale = float(np.abs(w).sum())
+            if mass > 0 and math.isfinite(mass) and d_sq > 1e-12 * max(scale, 1.0) ** 2:
                 coef = v / max(total, mass / t)
         return _shared(signals.tasks, coef), state

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import torch
 
@@ -77,6 +77,10 @@ class PriorityPCGrad(Strategy):
     """
 
     family = "main-first"
+    #: Aggregator properties claimed (``auxlab.checks.check_properties``; docs/reliability.md).
+    properties: ClassVar[frozenset[str]] = frozenset(
+        {"expected_structure", "permutation_invariant"}
+    )
     paper = "Jiang et al., NeurIPS 2023"
 
     needs = _GRAMIAN_ONLY

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import torch
 
@@ -91,6 +91,10 @@ class MetaBalance(Strategy):
     """
 
     family = "main-first"
+    #: Aggregator properties claimed (``auxlab.checks.check_properties``; docs/reliability.md).
+    properties: ClassVar[frozenset[str]] = frozenset(
+        {"expected_structure", "permutation_invariant"}
+    )
     paper = "He et al., WWW 2022"
 
     needs = _GRAMIAN_ONLY

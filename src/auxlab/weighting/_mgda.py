@@ -30,6 +30,11 @@ class _MinNormBase(Strategy):
     """Shared machinery of :class:`MGDA` and :class:`MGDAUB`: normalise, solve, unscale."""
 
     scale_reaction: ClassVar[str] = "none"
+    #: Aggregator properties claimed (``auxlab.checks.check_properties``; docs/reliability.md):
+    #: not strongly stationary (a zero gradient stops the update), not linear under scaling.
+    properties: ClassVar[frozenset[str]] = frozenset(
+        {"expected_structure", "non_conflicting", "permutation_invariant"}
+    )
     #: The reaction with a scale-free normalisation ("l2" or "loss"), set per instance.
     _normalized_reaction: ClassVar[str] = "invariant"
 
@@ -67,7 +72,7 @@ class _MinNormBase(Strategy):
         live = scale > 0
         inv = np.where(live, 1.0 / np.where(live, scale, 1.0), 0.0)
         normed = gram * np.outer(inv, inv)
-        alpha, ok = min_norm_weights(normed, _tie_rtol(eps))
+        alpha, ok = min_norm_weights(normed, _tie_rtol(eps), eps)
         if not ok:
             warnings.warn(
                 "MGDA's minimum-norm solver did not converge; using equal weights 1/T on the "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 from auxlab.weighting._base import Signals, Strategy, Weights, check_weight
 from auxlab.weighting._main_first_common import (
@@ -80,6 +80,10 @@ class OLAux(Strategy):
     """
 
     family = "main-first"
+    #: Aggregator properties claimed (``auxlab.checks.check_properties``; docs/reliability.md).
+    properties: ClassVar[frozenset[str]] = frozenset(
+        {"expected_structure", "permutation_invariant"}
+    )
     paper = "Lin et al., NeurIPS 2019"
 
     needs = _GRAMIAN_ONLY

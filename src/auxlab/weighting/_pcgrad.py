@@ -75,6 +75,10 @@ class PCGrad(Strategy):
     """
 
     family = "gradient"
+    #: Aggregator properties claimed (``auxlab.checks.check_properties``; docs/reliability.md).
+    properties: ClassVar[frozenset[str]] = frozenset(
+        {"expected_structure", "linear_under_scaling", "permutation_invariant"}
+    )
     paper = "Yu et al., NeurIPS 2020"
 
     needs: ClassVar[frozenset[Need]] = frozenset({Need.GRAMIAN})

@@ -21,12 +21,14 @@ caller can warn with :class:`SolverWarning` and take its documented fallback.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
 __all__ = [
+    "DualConeFactor",
     "SolverWarning",
     "cagrad_weights",
     "dual_cone_factor",
@@ -36,6 +38,7 @@ __all__ = [
     "min_norm_weights",
     "nash_weights",
     "nnls",
+    "normalized_gramian",
     "psd_factor",
     "tie_identical",
 ]
@@ -172,7 +175,7 @@ def _min_norm_two(gram: Array) -> Array:
     return np.array([a, 1.0 - a])
 
 
-def min_norm_weights(gram: Array, rtol: float = 1e-12) -> tuple[Array, bool]:
+def min_norm_weights(gram: Array, rtol: float = 1e-12, eps: float = _EPS64) -> tuple[Array, bool]:
     """Weights ``α`` on the simplex minimising ``||Σᵢ αᵢ gᵢ||`` (the MGDA problem).
 
     For two tasks the closed form. Otherwise the problem is rewritten as the NNLS problem
@@ -184,6 +187,8 @@ def min_norm_weights(gram: Array, rtol: float = 1e-12) -> tuple[Array, bool]:
         gram: The ``T x T`` Gramian (any positive scale; it is normalised first).
         rtol: Relative tolerance under which tasks count as identical (see
             :func:`tie_identical`).
+        eps: The precision the Gramian was computed in: eigenvalues under ``T·ε`` of the
+            largest are rounding noise (of either sign, in float32) and are dropped.
 
     Returns:
         ``α`` and whether the solver converged. A zero Gramian gives uniform weights.
@@ -197,7 +202,7 @@ def min_norm_weights(gram: Array, rtol: float = 1e-12) -> tuple[Array, bool]:
     g = gram / scale
     if t == 2:
         return _min_norm_two(g), True
-    r = psd_factor(g)
+    r = psd_factor(g, t * max(eps, _EPS64))
     a = np.vstack([r, np.ones((1, t))])
     b = np.zeros(a.shape[0])
     b[-1] = 1.0
@@ -208,48 +213,105 @@ def min_norm_weights(gram: Array, rtol: float = 1e-12) -> tuple[Array, bool]:
     alpha = tie_identical(g, x / total, rtol)
     # Check optimality directly: every gradient's inner product with the min-norm point is
     # at least its squared norm (Gα >= αᵀGα), to a tolerance scaled to the problem.
-    grad = g @ alpha
-    ok = bool(np.all(grad >= float(alpha @ grad) - 1e-9))
+    grad = r.T @ (r @ alpha)  # in the factor's metric, the one the solver certifies
+    ok = bool(np.all(grad >= float(alpha @ grad) - max(1e-9, 10.0 * t * eps)))
     return alpha, ok
 
 
+class DualConeFactor(NamedTuple):
+    """One factorisation of a Gramian, shared by several projections onto its dual cone.
+
+    Attributes:
+        norms: ``(T,)`` gradient norms ``||gᵢ||``.
+        live: ``(T,)`` which gradients are non-zero (a zero gradient constrains nothing).
+        factor: ``R`` (``r x L``, ``L`` live tasks) with ``RᵀR`` the cosine matrix ``C`` of
+            the live gradients, eigenvalues under the inputs' precision dropped.
+    """
+
+    norms: Array
+    live: npt.NDArray[np.bool_]
+    factor: Array
+
+
+def normalized_gramian(
+    gram: Array, eps: float = _EPS64
+) -> tuple[Array, npt.NDArray[np.bool_], Array]:
+    """``(norms, live, C)``: the gradients' norms, which are non-zero, and their cosines.
+
+    ``C = D⁻¹ G D⁻¹`` on the live tasks (``D = diag(||gᵢ||)``) has a unit diagonal whatever
+    the gradients' sizes, so a small task's direction survives every eigenvalue cut made on
+    it; the cut on ``G`` itself, relative to its largest eigenvalue, loses a task ``10⁸``
+    times smaller than another. A gradient counts as zero when its squared norm is zero or
+    below the inputs' smallest normal number over ``ε`` (its inner products are then
+    rounding noise).
+    """
+    diag = np.diag(gram).copy()
+    low = np.float32 if eps >= float(np.finfo(np.float32).eps) else np.float64
+    tiny = float(np.finfo(low).tiny)
+    live = np.isfinite(diag) & (diag > tiny / eps)
+    norms = np.where(live, np.sqrt(np.clip(diag, 0.0, None)), 0.0)
+    n = norms[live]
+    c = gram[np.ix_(live, live)] / np.outer(n, n)
+    c = np.clip(0.5 * (c + c.T), -1.0, 1.0)
+    np.fill_diagonal(c, 1.0)
+    return norms, live, np.asarray(c, dtype=np.float64)
+
+
+def dual_cone_factor(gram: Array, eps: float = _EPS64) -> DualConeFactor:
+    """The factorisation :func:`dual_cone_weights` works on, for sharing among projections.
+
+    Eigenvalues of the cosine matrix under ``T·ε`` of the largest (``ε`` the precision the
+    Gramian was computed in) are rounding noise: in float32 a Gramian of nearly dependent
+    gradients has such eigenvalues of either sign, and keeping them makes the projection
+    problem ill-posed. Dropping them moves every constraint by at most ``T²·ε`` in cosine
+    units.
+    """
+    norms, live, c = normalized_gramian(gram, eps)
+    rtol = max(c.shape[0] * eps, c.shape[0] * _EPS64)
+    return DualConeFactor(norms, live, psd_factor(c, rtol) if c.size else np.zeros((0, 0)))
+
+
 def dual_cone_weights(
-    gram: Array, u: Array, factor: tuple[float, Array] | None = None
+    gram: Array, u: Array, factor: DualConeFactor | None = None, eps: float = _EPS64
 ) -> tuple[Array, bool]:
     """Weights ``v`` of the projection of ``Jᵀu`` onto the dual cone ``{x : J x >= 0}``.
 
     By Proposition 1 of Quinton & Rey (2024) the projection is ``Jᵀv`` with ``v`` solving
-    ``min vᵀ G v`` subject to ``v >= u``. Writing ``v = u + z`` with ``z >= 0`` and ``G = RᵀR``
-    turns it into the NNLS problem ``min_{z>=0} ||R z + R u||``.
+    ``min vᵀ G v`` subject to ``v >= u``. The cone does not change when a gradient is
+    rescaled, so the problem is solved on unit gradients: with ``w = D v`` (``D`` the
+    gradients' norms) it is ``min wᵀCw`` subject to ``w >= D u``, ``C`` the cosine matrix,
+    which stays well scaled when the gradients' sizes are ``10⁸`` apart. Writing
+    ``w = Du + z`` with ``z >= 0`` and ``C = RᵀR`` gives the NNLS problem
+    ``min_{z>=0} ||R z + R D u||``. A zero gradient constrains nothing and gets ``vᵢ = uᵢ``.
 
     Args:
         gram: The Gramian ``G``.
         u: The lower bound.
-        factor: ``(scale, R)`` from :func:`dual_cone_factor`, to share one factorisation
-            among several projections with the same Gramian (UPGrad makes ``T`` of them).
+        factor: From :func:`dual_cone_factor`, to share one factorisation among several
+            projections with the same Gramian (UPGrad makes ``T`` of them).
+        eps: The precision the Gramian was computed in (float32's for float32 gradients).
 
     Returns:
         ``v`` and whether the solver converged. A zero Gramian gives ``v = u``.
     """
-    scale, r = dual_cone_factor(gram) if factor is None else factor
-    if scale == 0.0:
-        return u.copy(), True
-    z, ok = nnls(r, -(r @ u))
-    v = u + z
-    # The projected vector must have a non-negative inner product with every gradient.
-    ok = ok and bool(np.all((gram / scale) @ v >= -1e-9 * max(1.0, float(np.abs(v).max()))))
+    norms, live, r = dual_cone_factor(gram, eps) if factor is None else factor
+    v = u.astype(np.float64).copy()
+    if not live.any() or r.shape[0] == 0:
+        return v, True
+    n = norms[live]
+    lower = n * u[live]
+    z, ok = nnls(r, -(r @ lower))
+    w = lower + z
+    # The projected vector must have a non-negative inner product with every gradient (in
+    # the factor's metric, which is the one the solver certifies).
+    ok = ok and bool(np.all(r.T @ (r @ w) >= -1e-9 * max(1.0, float(np.abs(w).max()))))
+    v[live] = w / n
     return v, ok
 
 
-def dual_cone_factor(gram: Array) -> tuple[float, Array]:
-    """``(scale, R)`` with ``RᵀR = G / scale``, for :func:`dual_cone_weights` (0 if ``G = 0``)."""
-    scale = _scale(gram)
-    if scale == 0.0:
-        return 0.0, np.zeros((0, gram.shape[0]))
-    return scale, psd_factor(gram / scale)
-
-
-def nash_weights(gram: Array, max_iter: int = 100, tol: float = 1e-10) -> tuple[Array, bool]:
+def nash_weights(
+    gram: Array, max_iter: int = 100, tol: float = 1e-10, eps: float = _EPS64
+) -> tuple[Array, bool]:
     """The Nash bargaining solution: ``α > 0`` with ``(G α)ᵢ = 1/αᵢ`` for every task.
 
     These are the stationarity conditions of the strictly convex, self-concordant potential
@@ -262,15 +324,26 @@ def nash_weights(gram: Array, max_iter: int = 100, tol: float = 1e-10) -> tuple[
         gram: The Gramian, with a positive diagonal (callers drop zero-gradient tasks).
         max_iter: Newton iterations before giving up.
         tol: Stop when ``max_i |αᵢ (Gα)ᵢ - 1| <= tol`` (scale free).
+        eps: The precision the Gramian was computed in. A "solution" whose ``(Gα)ᵢ`` are
+            within rounding of zero (``α`` grown without bound along a zero combination of
+            the gradients) is reported as not converged.
 
     Returns:
         ``α`` and whether it converged.
     """
     d = np.diag(gram)
     alpha = 1.0 / np.sqrt(d)
+    t = len(d)
+
+    def solved(g_alpha: Array) -> bool:
+        if float(np.max(np.abs(alpha * g_alpha - 1.0))) > tol:
+            return False
+        noise = 64.0 * t * max(eps, _EPS64) * (np.abs(gram) @ alpha)
+        return bool(np.all(g_alpha > noise))
+
     for _ in range(max_iter):
         g_alpha = gram @ alpha
-        if float(np.max(np.abs(alpha * g_alpha - 1.0))) <= tol:
+        if solved(g_alpha):
             return alpha, True
         grad = g_alpha - 1.0 / alpha
         hess = gram + np.diag(1.0 / alpha**2)
@@ -279,16 +352,17 @@ def nash_weights(gram: Array, max_iter: int = 100, tol: float = 1e-10) -> tuple[
         except np.linalg.LinAlgError:
             return alpha, False
         decrement = math.sqrt(max(float(grad @ step), 0.0))
-        t = 1.0 if decrement < 0.25 else 1.0 / (1.0 + decrement)
-        new = alpha - t * step
+        damping = 1.0 if decrement < 0.25 else 1.0 / (1.0 + decrement)
+        new = alpha - damping * step
         if not np.all(np.isfinite(new)) or np.any(new <= 0):
             return alpha, False
         alpha = new
-    g_alpha = gram @ alpha
-    return alpha, bool(np.max(np.abs(alpha * g_alpha - 1.0)) <= tol)
+    return alpha, solved(gram @ alpha)
 
 
-def cagrad_weights(gram: Array, c: float, rtol: float = 1e-12) -> tuple[Array, bool]:
+def cagrad_weights(
+    gram: Array, c: float, rtol: float = 1e-12, eps: float = _EPS64
+) -> tuple[Array, bool]:
     """Coefficients of the CAGrad direction ``d = g₀ + (c·||g₀|| / ||g_w||) g_w``.
 
     ``g₀ = Σᵢ gᵢ / T`` and ``g_w = Σᵢ wᵢ gᵢ`` where ``w`` minimises, over the simplex, the dual
@@ -299,6 +373,14 @@ def cagrad_weights(gram: Array, c: float, rtol: float = 1e-12) -> tuple[Array, b
     ``{gᵢ + (s/φ') g₀}``, and the outer function of ``s`` is convex with derivative of the sign
     of ``s - ||g_{w(s)}||``; its root is found by a safeguarded Illinois (regula falsi)
     search on ``[0, max_i ||gᵢ||]``.
+
+    A task with a zero gradient is indifferent to ``d`` and is left out of the worst case (it
+    still counts in ``g₀``). Where the dual's optimum has ``g_w = 0`` (the hull holding the
+    origin) the formula leaves ``d`` undetermined and every point of the ball that conflicts
+    with no task is optimal; so whenever the recovered ``d`` conflicts with a task, the
+    projection of ``g₀`` onto the dual cone ``{x : J x >= 0}`` is taken instead if it lies
+    in the ball (it is then the optimum closest to ``g₀``; LibMTL's SLSQP finds such a
+    point by its ``1e-8`` regularisation).
 
     Returns:
         The coefficients ``b`` of ``d = Σ bᵢ gᵢ`` (before any rescaling) and whether the
@@ -315,26 +397,37 @@ def cagrad_weights(gram: Array, c: float, rtol: float = 1e-12) -> tuple[Array, b
     if g0_sq <= 1e-14:
         return mean, True  # the mean gradient vanishes: d = g₀ = 0
     phi = c * math.sqrt(g0_sq)
+    # A task with a zero gradient is indifferent to every d (gᵢ·d = 0): it leaves the worst
+    # case, which is taken over the other tasks; g₀ stays the mean over all T tasks.
+    live = normalized_gramian(gram, eps)[1]
+    gl, gml = g[np.ix_(live, live)], g_mean[live]
 
     def inner(s: float) -> tuple[Array, float, bool]:
         beta = s / phi
-        shifted = g + beta * (g_mean[:, None] + g_mean[None, :]) + beta * beta * g0_sq
-        w, ok = min_norm_weights(shifted, rtol)
-        return w, math.sqrt(max(float(w @ g @ w), 0.0)), ok
+        shifted = gl + beta * (gml[:, None] + gml[None, :]) + beta * beta * g0_sq
+        w, ok = min_norm_weights(shifted, rtol, eps)
+        return w, math.sqrt(max(float(w @ gl @ w), 0.0)), ok
 
-    lo, hi = 0.0, math.sqrt(float(np.max(np.diag(g))))
+    # ||g_w||² is settled to ε, so ||g_w|| only to √ε: below that, f(s) = s - ||g_w(s)|| has
+    # the sign of rounding noise, so the bracket starts above it. (s = 0 is never the answer
+    # sought anyway: when the hull holds the origin f(0) = 0, while the root of the convex
+    # outer problem lies at some s > 0, f < 0 just right of 0 for c < 1.) Closeness to the
+    # root is measured by |f(s)|/s, which tends to 1/c - 1, not 0, as s -> 0.
+    noise = 10.0 * math.sqrt(max(eps, _EPS64))
+    hi = math.sqrt(float(np.max(np.diag(gl))))
+    lo = min(noise, 0.5 * hi)
     _, rho_lo, ok_lo = inner(lo)
     w_hi, rho_hi, ok_hi = inner(hi)
     all_ok = ok_lo and ok_hi
-    f_lo, f_hi = lo - rho_lo, hi - rho_hi  # f_lo <= 0 <= f_hi
-    # s = 0 is never the answer sought: when the hull holds the origin, f(0) = 0 although the
-    # root of the convex outer problem lies at some s > 0 (f < 0 just right of 0 for c < 1).
-    best_w, best_rho, best_f = w_hi, rho_hi, f_hi
+    f_lo, f_hi = lo - rho_lo, hi - rho_hi  # f_hi >= 0
+    best_w, best_rho, best_score = w_hi, rho_hi, abs(f_hi) / hi if hi > 0 else math.inf
     side = 0
-    converged = False
-    for _ in range(200):
+    converged = f_lo >= 0  # the root is below the noise: g_w = 0 at the optimum
+    if converged:
+        best_rho = 0.0
+    for _ in range(0 if converged else 200):
         # Units: G was scaled so that max ||gᵢ|| = 1, hence s and f are O(1).
-        if hi - lo <= 1e-13 or abs(best_f) <= 1e-13:
+        if hi - lo <= 1e-13 or best_score <= 1e-12:
             converged = True
             break
         width = hi - lo
@@ -344,8 +437,8 @@ def cagrad_weights(gram: Array, c: float, rtol: float = 1e-12) -> tuple[Array, b
         w, rho, ok = inner(s)
         all_ok = all_ok and ok
         f = s - rho
-        if abs(f) < abs(best_f):
-            best_w, best_rho, best_f = w, rho, f
+        if abs(f) / s < best_score:
+            best_w, best_rho, best_score = w, rho, abs(f) / s
         if f > 0:
             hi, f_hi = s, f
             if side == 1:
@@ -356,7 +449,34 @@ def cagrad_weights(gram: Array, c: float, rtol: float = 1e-12) -> tuple[Array, b
             if side == -1:
                 f_hi *= 0.5
             side = -1
-    if best_rho <= 1e-12:
-        # No useful conflict-averse correction (the hull touches the origin): d = g₀.
-        return mean, converged and all_ok
-    return mean + (phi / best_rho) * best_w, converged and all_ok
+    ok = converged and all_ok
+    # ||g_w||² is settled to ε, so ||g_w|| only to √ε: below that the direction of g_w is
+    # rounding noise (and the coefficients φ/||g_w||·w huge); the hull touches the origin.
+    if best_rho <= noise:
+        # No conflict-averse correction from the formula (the hull touches the origin).
+        coef = mean
+    else:
+        full = np.zeros(t)
+        full[live] = best_w
+        coef = mean + (phi / best_rho) * full
+    return _non_conflicting_in_ball(gram, g, coef, mean, c * c * g0_sq, eps), ok
+
+
+def _non_conflicting_in_ball(
+    gram: Array, g: Array, coef: Array, mean: Array, radius_sq: float, eps: float
+) -> Array:
+    """``coef``, or the dual-cone projection of ``g₀`` when ``coef`` conflicts and it fits.
+
+    ``g`` is the Gramian over its scale (largest squared norm 1); ``radius_sq`` the squared
+    radius of CAGrad's ball in those units.
+    """
+    norms = np.sqrt(np.clip(np.diag(g), 0.0, None))
+    d_norm = math.sqrt(max(float(coef @ g @ coef), 0.0))
+    tol = 64.0 * max(eps, _EPS64) * d_norm
+    if np.all(g @ coef >= -tol * norms):
+        return coef
+    proj, ok = dual_cone_weights(gram, mean, eps=eps)
+    step = proj - mean
+    if ok and float(step @ g @ step) <= radius_sq * (1.0 + 1e-9) + 1e-24:
+        return proj
+    return coef

@@ -15,6 +15,7 @@ from auxlab.weighting._gradient_common import (
     _check_preference,
     _check_tasks,
     _gramian,
+    _positional_preference,
     _resolve_preference,
     _shared,
     _tie_rtol,
@@ -52,6 +53,13 @@ class UPGrad(Strategy):
     NNLS problem (TorchJD uses quadprog on a slightly regularised Gramian); identical
     gradients share their weight equally.
 
+    Numerics: the cone does not change when a gradient is rescaled, so the projections are
+    solved on the unit gradients (the cosine matrix), which keeps a task whose gradient is
+    ``10⁸`` times smaller than another's; eigenvalues of the cosine matrix under the
+    precision of the inputs (float32's for float32 gradients) are dropped as rounding
+    noise, so nearly dependent float32 gradients still get a non-conflicting update. A zero
+    gradient constrains nothing.
+
     Args:
         pref_vector: Preferences ``u`` (TorchJD's ``pref_vector``, its only built-in
             priority hook): a dict ``{task: weight}`` covering every task, or a list in task
@@ -81,6 +89,16 @@ class UPGrad(Strategy):
     """
 
     family = "gradient"
+    #: Aggregator properties claimed (``auxlab.checks.check_properties``; docs/reliability.md).
+    properties: ClassVar[frozenset[str]] = frozenset(
+        {
+            "expected_structure",
+            "linear_under_scaling",
+            "non_conflicting",
+            "permutation_invariant",
+            "strongly_stationary",
+        }
+    )
     paper = "Quinton & Rey, arXiv 2024"
 
     needs: ClassVar[frozenset[Need]] = frozenset({Need.GRAMIAN})
@@ -88,6 +106,9 @@ class UPGrad(Strategy):
 
     def __init__(self, pref_vector: Preference | None = None) -> None:
         self.pref_vector = _check_preference(pref_vector)
+        if _positional_preference(self.pref_vector):
+            # A list of unequal preferences goes by position, not by task.
+            self.properties = self.properties - {"permutation_invariant"}  # type: ignore[misc]
 
     def init(self, tasks: Sequence[str], main: str) -> UPGradState:
         _check_tasks(tasks, main)
@@ -99,11 +120,11 @@ class UPGrad(Strategy):
         t = gram.shape[0]
         total = np.zeros(t)
         failed = False
-        factor = dual_cone_factor(gram)  # one factorisation for the T projections
+        factor = dual_cone_factor(gram, eps)  # one factorisation for the T projections
         for i in range(t):
             u = np.zeros(t)
             u[i] = pref[i]
-            v, ok = dual_cone_weights(gram, u, factor)
+            v, ok = dual_cone_weights(gram, u, factor, eps)
             failed |= not ok
             total += v
         if failed:
