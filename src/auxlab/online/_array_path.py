@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from auxlab.online._features import _zscore
+from auxlab.online._inputs import label_indices, stream_arrays
 
 if TYPE_CHECKING:
     from auxlab.online._base import OnlineClassifier
@@ -35,21 +36,15 @@ def learn_predict_stream(
 ) -> np.ndarray:
     """Test-then-train ``learner`` over a stream; see ``OnlineClassifier.learn_predict_stream``."""
     learner._ensure()
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim != 2:
-        raise ValueError(f"X must be (n, d), got shape {X.shape}")
-    n, d = X.shape
-    yy = np.asarray(y)
-    if yy.shape != (n,):
-        raise ValueError(f"y must have shape ({n},), got {yy.shape}")
-    m = ~np.isnan(X) if mask is None else (np.asarray(mask, dtype=bool) & ~np.isnan(X))
-    if m.shape != X.shape:
-        raise ValueError(f"mask must have the shape of X {X.shape}, got {m.shape}")
-    names = list(range(d)) if feature_names is None else list(feature_names)
-    if len(names) != d:
-        raise ValueError(f"feature_names has {len(names)} names for {d} columns")
-    targets = [learner._label_index(v) for v in yy.tolist()]
+    # Everything is checked before the learner changes (see auxlab.online._inputs).
+    who = type(learner).__name__
     k = int(learner.n_classes)
+    yy = np.asarray(y)
+    if yy.ndim != 1:
+        raise ValueError(f"{who}: y must be one label per row, (n,), got shape {yy.shape}")
+    X, m, names = stream_arrays(who, X, mask, feature_names, n_rows=len(yy))
+    n, d = X.shape
+    targets = label_indices(who, yy, k).tolist()
     out = torch.empty(n, k)
     col_slot = np.full(d, -1)
     col_base = np.full(d, -1)
