@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
@@ -196,13 +196,12 @@ def stream_arrays(
                 f"{who}: mask must have the shape of X {Xf.shape}, got {mm.shape} "
                 "(one True/False per value: True where the feature is present)"
             )
-        if mm.dtype != bool:
-            if mm.dtype.kind not in "iuf" or not np.isin(mm, (0, 1)).all():
-                bad = np.argwhere(~np.isin(mm, (0, 1)))[0] if mm.dtype.kind in "iuf" else (0, 0)
-                raise ValueError(
-                    f"{who}: mask must hold True/False (or 0/1), found "
-                    f"{mm[tuple(bad)]!r} at row {bad[0]}, column {names[bad[1]]!r}"
-                )
+        if mm.dtype != bool and (mm.dtype.kind not in "iuf" or not np.isin(mm, (0, 1)).all()):
+            bad = np.argwhere(~np.isin(mm, (0, 1)))[0] if mm.dtype.kind in "iuf" else (0, 0)
+            raise ValueError(
+                f"{who}: mask must hold True/False (or 0/1), found "
+                f"{mm[tuple(bad)]!r} at row {bad[0]}, column {names[bad[1]]!r}"
+            )
         present &= mm.astype(bool)
     with np.errstate(invalid="ignore"):
         broken = present & ~(np.abs(Xf) <= MAX_ABS_VALUE)
