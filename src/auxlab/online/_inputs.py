@@ -120,9 +120,9 @@ def label_indices(who: str, y: Any, k: int) -> np.ndarray:
         ok = np.array([_is_label(v, k) for v in yy.reshape(-1)], dtype=bool).reshape(yy.shape)
     if not ok.all():
         t = int(np.flatnonzero(~ok.reshape(-1))[0])
-        bad = yy.reshape(-1)[t]
+        bad = _plain(yy.reshape(-1)[t])
         try:
-            values = sorted({v.item() if hasattr(v, "item") else v for v in yy.reshape(-1)})
+            values = sorted({_plain(v) for v in yy.reshape(-1)})
         except TypeError:  # labels of several types
             values = sorted({repr(v) for v in yy.reshape(-1)})
         shown = ", ".join(map(repr, values[:6])) + (", ..." if len(values) > 6 else "")
@@ -131,6 +131,11 @@ def label_indices(who: str, y: Any, k: int) -> np.ndarray:
             f"are {_label_text(k)} (y holds {shown}): {_label_fix(k)}"
         )
     return yy.astype(np.int64)
+
+
+def _plain(v: Any) -> Any:
+    # A numpy scalar as the Python value it holds, for messages (5, not np.int64(5)).
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def _is_label(v: Any, k: int) -> bool:
@@ -200,7 +205,7 @@ def stream_arrays(
             bad = np.argwhere(~np.isin(mm, (0, 1)))[0] if mm.dtype.kind in "iuf" else (0, 0)
             raise ValueError(
                 f"{who}: mask must hold True/False (or 0/1), found "
-                f"{mm[tuple(bad)]!r} at row {bad[0]}, column {names[bad[1]]!r}"
+                f"{_plain(mm[tuple(bad)])!r} at row {bad[0]}, column {names[bad[1]]!r}"
             )
         present &= mm.astype(bool)
     with np.errstate(invalid="ignore"):
@@ -208,8 +213,8 @@ def stream_arrays(
     if broken.any():
         t, j = (int(i) for i in np.argwhere(broken)[0])
         raise ValueError(
-            f"{who}: feature {names[j]!r} has the value {Xf[t, j]!r} at row {t}; the learners "
-            f"take finite values up to {MAX_ABS_VALUE:.0e} in magnitude: rescale the feature "
-            f"or fix the source; mark a missing value NaN or False in the mask"
+            f"{who}: feature {names[j]!r} has the value {float(Xf[t, j])!r} at row {t}; the "
+            f"learners take finite values up to {MAX_ABS_VALUE:.0e} in magnitude: rescale the "
+            f"feature or fix the source; mark a missing value NaN or False in the mask"
         )
     return np.where(present, Xf, 0.0), present, names
