@@ -9,10 +9,12 @@ and a mask of the wrong shape was broadcast silently.
 from __future__ import annotations
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
 
+from auxlab.checks._online import check_broken_input
 from auxlab.online import (
     AuxDrop,
     AuxNet,
@@ -299,3 +301,50 @@ def test_metrics_refuse_labels_out_of_range_and_mismatched_shapes():
         classification_metrics(np.zeros(3), np.array([[0.5, 0.5], [np.nan, 1.0], [1.0, 0.0]]))
     with pytest.raises(ValueError, match=r"label 0.5 at row 0 is not a class"):
         prior_corrected(np.full(3, 0.5), proba)
+
+
+# -- constructor arguments -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: OnlineLogistic(lr=float("nan")), r"lr must be a finite number > 0, got nan"),
+        (lambda: OnlineLogistic(lr=-1.0), r"lr must be a finite number > 0"),
+        (lambda: OnlineLogistic(lr="0.1"), r"lr must be a finite number > 0, got '0.1'"),
+        (lambda: OnlineLogistic(eps=0.0), r"eps must be a finite number > 0"),
+        (lambda: OnlineLogistic(n_classes=2.5), r"n_classes must be an integer >= 2, got 2.5"),
+        (lambda: OnlineLogistic(n_classes="2"), r"n_classes must be an integer >= 2"),
+        (lambda: OnlineLogistic(seed="a"), r"seed must be an integer >= 0, got 'a'"),
+        (lambda: HedgeBackprop(lr=float("inf")), r"lr must be a finite number > 0, got inf"),
+        (lambda: HedgeBackprop(n_layers=2.5), r"n_layers must be an integer >= 1, got 2.5"),
+        (lambda: AuxNet(n_units=0), r"n_units must be an integer >= 1, got 0"),
+        (lambda: AuxDrop(n_units=0), r"n_units must be an integer >= 1, got 0"),
+        (lambda: AuxDrop(aux_units=-5), r"aux_units must be an integer >= 1, got -5"),
+        (lambda: AuxDrop(base_features="ab"), r"base_features must be a number of features"),
+        (lambda: AuxNet(base_features=2.5), r"base_features must be a number of features"),
+    ],
+)
+def test_learners_refuse_bad_arguments_on_first_use(make, message):
+    model = make()  # constructors only store their arguments (river's convention)
+    with pytest.raises(ValueError, match=message):
+        model.learn_one({"a": 1.0, "b": 2.0, "c": 3.0}, True)
+
+
+# -- the public check -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(LEARNERS))
+def test_every_learner_passes_the_broken_input_check(name):
+    check_broken_input(LEARNERS[name]())
+
+
+def test_the_broken_input_check_catches_a_learner_that_lets_inf_in():
+    class Unchecked(OnlineLogistic):  # the learners before issue 15: float(v), no check
+        def _values(self, x):
+            return {k: float(v) for k, v in x.items() if v is not None and v == v}
+
+    with warnings.catch_warnings():  # numpy's warnings as the statistics turn NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(AssertionError, match=r"after learn_one\(\{'f0': inf.*probability"):
+            check_broken_input(Unchecked())

@@ -26,7 +26,7 @@ import torch
 from auxlab.online._array_path import learn_predict_stream
 from auxlab.online._estimator import Estimator
 from auxlab.online._features import FeatureSpace
-from auxlab.online._inputs import label_index
+from auxlab.online._inputs import check_arguments, label_index
 
 __all__ = ["Faithful", "OnlineClassifier", "check_faithful"]
 
@@ -62,8 +62,7 @@ class OnlineClassifier(Estimator, FeatureSpace):
         if getattr(self, "_built", False):
             return
         check_faithful(self.faithful, type(self).__name__)
-        if int(self.n_classes) < 2:
-            raise ValueError(f"{type(self).__name__}: n_classes must be >= 2")
+        check_arguments(type(self).__name__, self._get_params())
         self._init_features()
         self._build(self._n_base)
         self._park_generator()

@@ -26,6 +26,7 @@ import numpy as np
 
 __all__ = [
     "MAX_ABS_VALUE",
+    "check_arguments",
     "feature_value",
     "label_index",
     "label_indices",
@@ -218,3 +219,46 @@ def stream_arrays(
             f"feature or fix the source; mark a missing value NaN or False in the mask"
         )
     return np.where(present, Xf, 0.0), present, names
+
+
+#: Size arguments of the learners: integers >= 1.
+_SIZES = ("n_layers", "n_units", "n_base_layers", "n_end_layers", "aux_units")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def check_arguments(who: str, params: dict[str, Any]) -> None:
+    """Refuse constructor arguments that would fail deep inside, or learn nothing, silently.
+
+    Sizes and ``n_classes`` are integers (``2.5`` and ``"2"`` were truncated or parsed),
+    ``lr`` and ``eps`` positive finite numbers (``lr=nan`` made every later step fail in the
+    hedge), ``seed`` an integer >= 0, ``base_features`` a count or a sequence of names (not
+    one string, which would be read letter by letter). The learners' own ranges (``beta``,
+    ``s``, ``dropout``, ...) are checked where they are used.
+    """
+    for name in _SIZES:
+        if name in params and not (_is_int(params[name]) and params[name] >= 1):
+            raise ValueError(f"{who}: {name} must be an integer >= 1, got {params[name]!r}")
+    k = params.get("n_classes")
+    if not (_is_int(k) and k >= 2):
+        raise ValueError(f"{who}: n_classes must be an integer >= 2, got {k!r}")
+    seed = params.get("seed")
+    if not (_is_int(seed) and seed >= 0):
+        raise ValueError(f"{who}: seed must be an integer >= 0, got {seed!r}")
+    for name in ("lr", "eps"):
+        v = params.get(name)
+        if v is None:
+            continue
+        ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+        if not ok:
+            raise ValueError(f"{who}: {name} must be a finite number > 0, got {v!r}")
+    base = params.get("base_features")
+    if isinstance(base, (str, bytes)) or (
+        base is not None and not _is_int(base) and not isinstance(base, Sequence)
+    ):
+        raise ValueError(
+            f"{who}: base_features must be a number of features or a sequence of names "
+            f"(e.g. ('a', 'b')), got {base!r}"
+        )
