@@ -9,6 +9,7 @@ and a mask of the wrong shape was broadcast silently.
 from __future__ import annotations
 
 import pickle
+import re
 import warnings
 
 import numpy as np
@@ -348,3 +349,37 @@ def test_the_broken_input_check_catches_a_learner_that_lets_inf_in():
         warnings.simplefilter("ignore", RuntimeWarning)
         with pytest.raises(AssertionError, match=r"after learn_one\(\{'f0': inf.*probability"):
             check_broken_input(Unchecked())
+
+
+# -- divergence in the papers' modes ---------------------------------------------------------------
+
+
+def _first_error(step, n=20):
+    for t in range(n):
+        try:
+            step(t)
+        except ValueError as exc:
+            return exc
+    return None
+
+
+def test_a_diverged_network_says_so_and_how_to_fix_it():
+    # The papers' modes feed raw values to SGD: 1e10 is under the value limit, yet it blows
+    # the weights up. Before: "the hedge needs finite losses" on that row and every later one.
+    model = AuxNet(2, 2, 8, base_features=1, faithful="paper")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for t in range(6):
+            model.learn_one({"a": float(t), "b": 1.0}, t % 2 == 0)
+        model.learn_one({"a": 1e10, "b": 1.0}, True)
+        message = r"AuxNet \(faithful='paper'\) has diverged.*scale the features.*faithful=None"
+        error = _first_error(lambda t: model.learn_one({"a": float(t), "b": 1.0}, t % 2 == 0))
+        assert error is not None
+        assert re.search(message, str(error)), error
+        with pytest.raises(ValueError, match=message):
+            model.predict_proba_one({"a": 1.0, "b": 1.0})
+        X = np.ones((10, 2))
+        X[3, 0] = 1e10
+        stream = AuxDrop(3, 8, aux_units=20, base_features=1, faithful="paper")
+        with pytest.raises(ValueError, match=r"AuxDrop \(faithful='paper'\) has diverged.*row"):
+            stream.learn_predict_stream(X, np.arange(10) % 2)

@@ -16,6 +16,7 @@ import torch
 
 from auxlab.online._features import _zscore
 from auxlab.online._inputs import label_indices, stream_arrays
+from auxlab.online._ops import Diverged
 
 if TYPE_CHECKING:
     from auxlab.online._base import OnlineClassifier
@@ -58,34 +59,38 @@ def learn_predict_stream(
 
     refresh()
     step = learner._step
-    with torch.inference_mode():
-        for lo in range(0, n, _CHUNK):
-            hi = min(lo + _CHUNK, n)
-            mb = m[lo:hi]
-            inputs = _ChunkInputs(learner, X[lo:hi], mb, col_slot, col_base)
-            XA, MA, XB = inputs.tensors(col_slot, col_base)
-            # The rows that bring features not known yet (rare: a feature's first row).
-            pending = np.flatnonzero((mb & ~known).any(axis=1))
-            next_new = int(pending[0]) if pending.size else -1
-            for i in range(hi - lo):
-                t = lo + i
-                if i == next_new:
-                    # Predict as the dict path does (unseen features ignored), register
-                    # them, then learn with their slots.
-                    new = mb[i] & ~known
-                    out[t] = step(XB[i], XA[i], MA[i], None)
-                    learner._register([names[j] for j in np.flatnonzero(new)])
-                    refresh()
-                    XA, MA, XB = inputs.tensors(col_slot, col_base)
-                    step(XB[i], XA[i], MA[i], targets[t])
-                    later = np.flatnonzero((mb[i + 1 :] & ~known).any(axis=1))
-                    next_new = int(later[0]) + i + 1 if later.size else -1
-                else:
-                    out[t] = step(XB[i], XA[i], MA[i], targets[t])
-                learner._n_seen += 1
-                if progress is not None and (t + 1) % 256 == 0:
-                    progress(t + 1)
-            inputs.commit(col_slot, col_base)
+    try:
+        with torch.inference_mode():
+            for lo in range(0, n, _CHUNK):
+                hi = min(lo + _CHUNK, n)
+                mb = m[lo:hi]
+                inputs = _ChunkInputs(learner, X[lo:hi], mb, col_slot, col_base)
+                XA, MA, XB = inputs.tensors(col_slot, col_base)
+                # The rows that bring features not known yet (rare: a feature's first row).
+                pending = np.flatnonzero((mb & ~known).any(axis=1))
+                next_new = int(pending[0]) if pending.size else -1
+                for i in range(hi - lo):
+                    t = lo + i
+                    if i == next_new:
+                        # Predict as the dict path does (unseen features ignored), register
+                        # them, then learn with their slots.
+                        new = mb[i] & ~known
+                        out[t] = step(XB[i], XA[i], MA[i], None)
+                        learner._register([names[j] for j in np.flatnonzero(new)])
+                        refresh()
+                        XA, MA, XB = inputs.tensors(col_slot, col_base)
+                        step(XB[i], XA[i], MA[i], targets[t])
+                        later = np.flatnonzero((mb[i + 1 :] & ~known).any(axis=1))
+                        next_new = int(later[0]) + i + 1 if later.size else -1
+                    else:
+                        out[t] = step(XB[i], XA[i], MA[i], targets[t])
+                    learner._n_seen += 1
+                    if progress is not None and (t + 1) % 256 == 0:
+                        progress(t + 1)
+                inputs.commit(col_slot, col_base)
+    except Diverged:
+        # Raised before the step's update: the learner stays as it was at this row.
+        raise Diverged(f"{learner._diverged_message()} (row {learner._n_seen})") from None
     if progress is not None:
         progress(n)
     q = out.numpy().astype(np.float64)

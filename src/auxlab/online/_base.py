@@ -27,6 +27,7 @@ from auxlab.online._array_path import learn_predict_stream
 from auxlab.online._estimator import Estimator
 from auxlab.online._features import FeatureSpace
 from auxlab.online._inputs import check_arguments, label_index
+from auxlab.online._ops import Diverged
 
 __all__ = ["Faithful", "OnlineClassifier", "check_faithful"]
 
@@ -89,6 +90,8 @@ class OnlineClassifier(Estimator, FeatureSpace):
         xb, xa, ma = self._encode(*raw)
         with torch.inference_mode():
             proba = _as_proba(self._step(xb, xa, ma, None))
+        if not np.isfinite(proba).all():
+            raise Diverged(self._diverged_message())
         return dict(zip(self._labels(), proba.tolist(), strict=True))
 
     def predict_one(self, x: Mapping[Hashable, Any]) -> Any:
@@ -112,8 +115,26 @@ class OnlineClassifier(Estimator, FeatureSpace):
         raw = self._raw_from_values(values)
         xb, xa, ma = self._encode(*raw)
         with torch.inference_mode():
-            self._step(xb, xa, ma, target)
+            try:
+                self._step(xb, xa, ma, target)
+            except Diverged:
+                raise Diverged(self._diverged_message()) from None
         self._after(*raw)
+
+    def _diverged_message(self) -> str:
+        mode = getattr(self, "faithful", None)
+        fix = (
+            "In the papers' modes the features enter unscaled and the steps are plain SGD: "
+            "scale the features to about unit size, lower lr, or use the default mode "
+            "(faithful=None), which z-scores them online"
+            if mode is not None
+            else "lower lr"
+        )
+        return (
+            f"{type(self).__name__} (faithful={mode!r}) has diverged: its outputs are no longer "
+            f"finite (its weights grew without bound), and every later instance would fail. "
+            f"{fix}; then start again from clone()."
+        )
 
     # -- the array path ----------------------------------------------------------------------
     def learn_predict_stream(
