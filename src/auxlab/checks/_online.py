@@ -290,7 +290,13 @@ def check_broken_input(learner: Any) -> None:
                 f"{before} before and {after} after",
             )
             continue
-        _run(model, stream[30:40], f"after learn_one({x!r}, {y!r})")
+        try:
+            _run(model, stream[30:40], f"after learn_one({x!r}, {y!r})")
+        except (ValueError, ArithmeticError) as exc:
+            raise AssertionError(
+                f"{_name(learner)} accepted learn_one({x!r}, {y!r}), then failed on good "
+                f"instances: {exc}"
+            ) from exc
 
 
 ONLINE_CHECKS: tuple[Callable[[Any], None], ...] = (
