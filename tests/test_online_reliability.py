@@ -310,14 +310,17 @@ def test_metrics_refuse_labels_out_of_range_and_mismatched_shapes():
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: OnlineLogistic(lr=float("nan")), r"lr must be a finite number > 0, got nan"),
-        (lambda: OnlineLogistic(lr=-1.0), r"lr must be a finite number > 0"),
-        (lambda: OnlineLogistic(lr="0.1"), r"lr must be a finite number > 0, got '0.1'"),
+        (
+            lambda: OnlineLogistic(lr=float("nan")),
+            r"lr must be a finite number >= 0 \(0 freezes the network\), got nan",
+        ),
+        (lambda: OnlineLogistic(lr=-1.0), r"lr must be a finite number >= 0"),
+        (lambda: OnlineLogistic(lr="0.1"), r"lr must be a finite number >= 0 .*, got '0.1'"),
         (lambda: OnlineLogistic(eps=0.0), r"eps must be a finite number > 0"),
         (lambda: OnlineLogistic(n_classes=2.5), r"n_classes must be an integer >= 2, got 2.5"),
         (lambda: OnlineLogistic(n_classes="2"), r"n_classes must be an integer >= 2"),
         (lambda: OnlineLogistic(seed="a"), r"seed must be an integer >= 0, got 'a'"),
-        (lambda: HedgeBackprop(lr=float("inf")), r"lr must be a finite number > 0, got inf"),
+        (lambda: HedgeBackprop(lr=float("inf")), r"lr must be a finite number >= 0 .*, got inf"),
         (lambda: HedgeBackprop(n_layers=2.5), r"n_layers must be an integer >= 1, got 2.5"),
         (lambda: AuxNet(n_units=0), r"n_units must be an integer >= 1, got 0"),
         (lambda: AuxDrop(n_units=0), r"n_units must be an integer >= 1, got 0"),

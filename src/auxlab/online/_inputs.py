@@ -233,7 +233,7 @@ def check_arguments(who: str, params: dict[str, Any]) -> None:
     """Refuse constructor arguments that would fail deep inside, or learn nothing, silently.
 
     Sizes and ``n_classes`` are integers (``2.5`` and ``"2"`` were truncated or parsed),
-    ``lr`` and ``eps`` positive finite numbers (``lr=nan`` made every later step fail in the
+    ``lr`` a finite number >= 0 and ``eps`` > 0 (``lr=nan`` made every later step fail in the
     hedge), ``seed`` an integer >= 0, ``base_features`` a count or a sequence of names (not
     one string, which would be read letter by letter). The learners' own ranges (``beta``,
     ``s``, ``dropout``, ...) are checked where they are used.
@@ -247,13 +247,14 @@ def check_arguments(who: str, params: dict[str, Any]) -> None:
     seed = params.get("seed")
     if not (_is_int(seed) and seed >= 0):
         raise ValueError(f"{who}: seed must be an integer >= 0, got {seed!r}")
-    for name in ("lr", "eps"):
+    for name, low in (("lr", "0 (0 freezes the network)"), ("eps", "0")):
         v = params.get(name)
         if v is None:
             continue
-        ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and v > 0
-        if not ok:
-            raise ValueError(f"{who}: {name} must be a finite number > 0, got {v!r}")
+        ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+        if not (ok and (v > 0 or (name == "lr" and v == 0))):
+            sign = ">=" if name == "lr" else ">"
+            raise ValueError(f"{who}: {name} must be a finite number {sign} {low}, got {v!r}")
     base = params.get("base_features")
     if isinstance(base, (str, bytes)) or (
         base is not None and not _is_int(base) and not isinstance(base, Sequence)
