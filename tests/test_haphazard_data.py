@@ -198,3 +198,11 @@ def test_a_real_file_cut_at_a_line_boundary_is_refused(tmp_path, name):
     (tmp_path / rel).write_text("".join(lines[: len(lines) // 2]))
     with pytest.raises(HaphazardDataError, match=r"the file ends there .* fetch it again"):
         load_haphazard(name, root=tmp_path)
+
+
+def test_loader_arguments_are_checked():
+    with pytest.raises(ValueError, match="name must be one of german"):
+        load_haphazard(None, root=".")
+    for n in (0, -1, 2.5):
+        with pytest.raises(ValueError, match=r"n must be a number of rows >= 1"):
+            river_stream("phishing", n=n)

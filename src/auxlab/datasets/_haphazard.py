@@ -371,6 +371,8 @@ def load_haphazard(
         HaphazardDataError: If a line is malformed (the message names the file and the line).
         ValueError: For an unknown name.
     """
+    if not isinstance(name, str):
+        raise ValueError(f"name must be one of {', '.join(HAPHAZARD_DATASETS)}, got {name!r}")
     key = name.lower().replace("-", "_")
     if key not in HAPHAZARD_DATASETS:
         raise ValueError(f"unknown data set {name!r}; known: {', '.join(HAPHAZARD_DATASETS)}")
