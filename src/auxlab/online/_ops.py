@@ -55,7 +55,9 @@ def exit_losses(
         ``probs`` ``(E, K)`` (softmax of the logits), ``losses`` ``(E,)`` and ``grad``
         ``(E, K)``, the gradient of each exit's own loss on its own logits.
     """
-    if not bool(torch.isfinite(logits).all()):  # checked before any update of this step
+    # Checked before any update of this step. One sum (2 us; isfinite().all() takes 9): a
+    # NaN or an infinity anywhere makes it non-finite.
+    if not math.isfinite(float(logits.sum())):
         raise Diverged("the network's outputs are not finite")
     logp = torch.log_softmax(logits, dim=-1)
     probs = logp.exp()
