@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections import Counter
 from collections.abc import Hashable, Sequence
 from typing import Any
 
@@ -188,13 +189,13 @@ def stream_arrays(
     n, d = Xf.shape
     if n_rows is not None and n != n_rows:
         raise ValueError(f"{who}: X has {n} rows and y has {n_rows}; give one label per row")
-    names = list(range(d)) if names_in is None else names_in
+    names: list[Hashable] = list(range(d)) if names_in is None else names_in
     if len(names) != d:
         raise ValueError(f"{who}: feature_names has {len(names)} names for {d} columns")
     if len(set(names)) != d:
-        dup = sorted({repr(k) for k in names if names.count(k) > 1})
+        dup = sorted(repr(k) for k, c in Counter(names).items() if c > 1)
         raise ValueError(f"{who}: feature_names has duplicates: {', '.join(dup)}")
-    present = ~np.isnan(Xf)
+    present: np.ndarray = ~np.isnan(Xf)
     if mask is not None:
         mm = np.asarray(mask)
         if mm.shape != Xf.shape:
@@ -241,10 +242,10 @@ def check_arguments(who: str, params: dict[str, Any]) -> None:
     for name in _SIZES:
         if name in params and not (_is_int(params[name]) and params[name] >= 1):
             raise ValueError(f"{who}: {name} must be an integer >= 1, got {params[name]!r}")
-    k = params.get("n_classes")
+    k: Any = params.get("n_classes")
     if not (_is_int(k) and k >= 2):
         raise ValueError(f"{who}: n_classes must be an integer >= 2, got {k!r}")
-    seed = params.get("seed")
+    seed: Any = params.get("seed")
     if not (_is_int(seed) and seed >= 0):
         raise ValueError(f"{who}: seed must be an integer >= 0, got {seed!r}")
     for name, low in (("lr", "0 (0 freezes the network)"), ("eps", "0")):
