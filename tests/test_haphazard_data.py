@@ -137,3 +137,72 @@ def test_river_stream_without_river_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "river.datasets", None)
     with pytest.raises(MissingDependencyError, match=r"auxlab\[online\]"):
         river_stream("phishing")
+
+
+# -- damaged files: non-finite tokens and files cut at a line boundary (issue 15) -------------
+
+GERMAN_ROW = " ".join(["1"] * 24) + " 1\n"
+MAGIC_ROW = "1,2,3,4,5,6,7,8,9,10,g\n"
+
+
+@pytest.mark.parametrize("token", ["inf", "-inf", "nan", "NaN", "Infinity", "1e999"])
+def test_non_finite_tokens_are_refused_naming_file_and_line(tmp_path, token):
+    (tmp_path / "magic04").mkdir()
+    bad = MAGIC_ROW.replace("3", token, 1)
+    (tmp_path / "magic04" / "magic04.data").write_text(MAGIC_ROW * 4 + bad + MAGIC_ROW)
+    with pytest.raises(
+        HaphazardDataError, match=rf"magic04\.data, line 5: '{token}' is not a finite"
+    ):
+        load_haphazard("magic04", root=tmp_path)
+    (tmp_path / "a8a").mkdir()
+    (tmp_path / "a8a" / "a8a.txt").write_text(f"-1 3:1\n+1 5:{token}\n")
+    with pytest.raises(HaphazardDataError, match=r"a8a\.txt, line 2: .* is not a finite number"):
+        load_haphazard("a8a", root=tmp_path)
+
+
+@pytest.mark.parametrize("rows", [500, 999, 1001])
+def test_german_with_the_wrong_number_of_rows_is_refused(tmp_path, rows):
+    # A file cut at a line boundary parses cleanly: german used to run on 500 rows.
+    (tmp_path / "german").mkdir()
+    (tmp_path / "german" / "german.data-numeric").write_text(GERMAN_ROW * rows)
+    with pytest.raises(
+        HaphazardDataError,
+        match=rf"(?s)german\.data-numeric, line {rows}: the file ends there with {rows} data "
+        r"rows; the published german/german\.data-numeric has 1000\..*fetch it again",
+    ):
+        load_haphazard("german", root=tmp_path)
+
+
+def test_svmlight_and_ipd_files_cut_short_are_refused(tmp_path):
+    (tmp_path / "svmguide3").mkdir()
+    (tmp_path / "svmguide3" / "svmguide3.txt").write_text("-1 1:0.5 2:1\n" * 10)
+    with pytest.raises(HaphazardDataError, match=r"svmguide3\.txt, line 10: .* 10 data rows.*1243"):
+        load_haphazard("svmguide3", root=tmp_path)
+    (tmp_path / "ipd").mkdir()
+    row = "1 " + " ".join(["0.5"] * 24) + "\n"
+    (tmp_path / "ipd" / "ItalyPowerDemand_TRAIN.txt").write_text(row * 67)
+    (tmp_path / "ipd" / "ItalyPowerDemand_TEST.txt").write_text(row * 3)
+    with pytest.raises(
+        HaphazardDataError, match=r"ItalyPowerDemand_TEST\.txt, line 3: .* has 1029"
+    ):
+        load_haphazard("ipd", root=tmp_path)
+
+
+@needs_data
+@pytest.mark.parametrize("name", ["german", "diabetes_f", "wbc"])
+def test_a_real_file_cut_at_a_line_boundary_is_refused(tmp_path, name):
+    rel = {"german": "german/german.data-numeric", "diabetes_f": "diabetes_f/diabetes_f.csv",
+           "wbc": "wbc/wbc.data"}[name]  # fmt: skip
+    lines = (DATA / rel).read_text().splitlines(keepends=True)
+    (tmp_path / rel).parent.mkdir()
+    (tmp_path / rel).write_text("".join(lines[: len(lines) // 2]))
+    with pytest.raises(HaphazardDataError, match=r"the file ends there .* fetch it again"):
+        load_haphazard(name, root=tmp_path)
+
+
+def test_loader_arguments_are_checked():
+    with pytest.raises(ValueError, match="name must be one of german"):
+        load_haphazard(None, root=".")
+    for n in (0, -1, 2.5):
+        with pytest.raises(ValueError, match=r"n must be a number of rows >= 1"):
+            river_stream("phishing", n=n)

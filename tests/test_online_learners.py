@@ -24,7 +24,7 @@ LR = 0.1
 
 
 def _encoded(model, x):
-    return model._encode(*model._raw_from_dict(x))
+    return model._encode(*model._raw_from_values(model._values(x)))
 
 
 def _capture(opt):

@@ -25,6 +25,7 @@ __all__ = [
     "check_appearing_features",
     "check_array_path_matches_dict_path",
     "check_bounded_memory",
+    "check_broken_input",
     "check_clone_independent",
     "check_disappearing_features",
     "check_inputs_not_mutated",
@@ -253,6 +254,51 @@ def check_array_path_matches_dict_path(learner: Any) -> None:
             model.learn_one(x, yv)
 
 
+#: Feature values no learner may let poison it, and labels that are no binary class.
+_BROKEN_VALUES: tuple[Any, ...] = (math.inf, -math.inf, 1e300, "abc", [1.0, 2.0])
+_BROKEN_LABELS: tuple[Any, ...] = ("no", "0", 2, -1, 0.5)
+
+
+def check_broken_input(learner: Any) -> None:
+    """A broken value or label never poisons the learner.
+
+    After some learning, ``learn_one`` gets instances whose feature value is ``inf``,
+    ``-inf``, ``1e300``, text or a list, old and new features alike, and (for a binary
+    learner) labels that are no class (``"no"``, ``"0"``, ``2``, ``-1``, ``0.5``). A learner
+    may refuse one (raise): it is then unchanged, and predicts exactly as before. If it
+    accepts one, its predictions stay valid distributions while it goes on learning.
+    """
+    stream = synthetic_stream(60, kind="random", seed=5)
+    probe = stream[-1][0]
+    model = learner.clone()
+    for x, y in stream[:30]:
+        model.learn_one(x, y)
+    cases: list[tuple[dict[str, Any], Any]] = []
+    for v in _BROKEN_VALUES:
+        cases += [({"f0": v, "f1": 1.0}, True), ({"f0": 1.0, "unseen": v}, False)]
+    binary = set(model.predict_proba_one(probe)) == {False, True}
+    cases += [({"f0": 1.0}, label) for label in (_BROKEN_LABELS if binary else ())]
+    for x, y in cases:
+        before = model.predict_proba_one(probe)
+        try:
+            model.learn_one(x, y)
+        except (ValueError, TypeError):
+            after = model.predict_proba_one(probe)
+            _require(
+                after == before,
+                f"{_name(learner)} refused learn_one({x!r}, {y!r}) but changed: it predicted "
+                f"{before} before and {after} after",
+            )
+            continue
+        try:
+            _run(model, stream[30:40], f"after learn_one({x!r}, {y!r})")
+        except (ValueError, ArithmeticError) as exc:
+            raise AssertionError(
+                f"{_name(learner)} accepted learn_one({x!r}, {y!r}), then failed on good "
+                f"instances: {exc}"
+            ) from exc
+
+
 ONLINE_CHECKS: tuple[Callable[[Any], None], ...] = (
     check_predict_before_learning,
     check_appearing_features,
@@ -262,6 +308,7 @@ ONLINE_CHECKS: tuple[Callable[[Any], None], ...] = (
     check_clone_independent,
     check_seeded,
     check_array_path_matches_dict_path,
+    check_broken_input,
 )
 
 

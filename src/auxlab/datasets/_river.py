@@ -61,6 +61,8 @@ def river_stream(name: str, n: int | None = None) -> HaphazardData:
         >>> data.X.shape, round(float(data.y.mean()), 4)
         ((1250, 9), 0.4384)
     """
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"river_stream: n must be a number of rows >= 1 (or None), got {n!r}")
     datasets = require("river.datasets", "online", f"the river stream {name!r}")
     cls = _dataset_class(datasets, name)
     try:

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 
 from auxlab.online._features import _zscore
+from auxlab.online._inputs import label_indices, stream_arrays
+from auxlab.online._ops import Diverged
 
 if TYPE_CHECKING:
     from auxlab.online._base import OnlineClassifier
@@ -35,21 +37,15 @@ def learn_predict_stream(
 ) -> np.ndarray:
     """Test-then-train ``learner`` over a stream; see ``OnlineClassifier.learn_predict_stream``."""
     learner._ensure()
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim != 2:
-        raise ValueError(f"X must be (n, d), got shape {X.shape}")
-    n, d = X.shape
-    yy = np.asarray(y)
-    if yy.shape != (n,):
-        raise ValueError(f"y must have shape ({n},), got {yy.shape}")
-    m = ~np.isnan(X) if mask is None else (np.asarray(mask, dtype=bool) & ~np.isnan(X))
-    if m.shape != X.shape:
-        raise ValueError(f"mask must have the shape of X {X.shape}, got {m.shape}")
-    names = list(range(d)) if feature_names is None else list(feature_names)
-    if len(names) != d:
-        raise ValueError(f"feature_names has {len(names)} names for {d} columns")
-    targets = [learner._label_index(v) for v in yy.tolist()]
+    # Everything is checked before the learner changes (see auxlab.online._inputs).
+    who = type(learner).__name__
     k = int(learner.n_classes)
+    yy = np.asarray(y)
+    if yy.ndim != 1:
+        raise ValueError(f"{who}: y must be one label per row, (n,), got shape {yy.shape}")
+    X, m, names = stream_arrays(who, X, mask, feature_names, n_rows=len(yy))
+    n, d = X.shape
+    targets = label_indices(who, yy, k).tolist()
     out = torch.empty(n, k)
     col_slot = np.full(d, -1)
     col_base = np.full(d, -1)
@@ -63,34 +59,38 @@ def learn_predict_stream(
 
     refresh()
     step = learner._step
-    with torch.inference_mode():
-        for lo in range(0, n, _CHUNK):
-            hi = min(lo + _CHUNK, n)
-            mb = m[lo:hi]
-            inputs = _ChunkInputs(learner, X[lo:hi], mb, col_slot, col_base)
-            XA, MA, XB = inputs.tensors(col_slot, col_base)
-            # The rows that bring features not known yet (rare: a feature's first row).
-            pending = np.flatnonzero((mb & ~known).any(axis=1))
-            next_new = int(pending[0]) if pending.size else -1
-            for i in range(hi - lo):
-                t = lo + i
-                if i == next_new:
-                    # Predict as the dict path does (unseen features ignored), register
-                    # them, then learn with their slots.
-                    new = mb[i] & ~known
-                    out[t] = step(XB[i], XA[i], MA[i], None)
-                    learner._register([names[j] for j in np.flatnonzero(new)])
-                    refresh()
-                    XA, MA, XB = inputs.tensors(col_slot, col_base)
-                    step(XB[i], XA[i], MA[i], targets[t])
-                    later = np.flatnonzero((mb[i + 1 :] & ~known).any(axis=1))
-                    next_new = int(later[0]) + i + 1 if later.size else -1
-                else:
-                    out[t] = step(XB[i], XA[i], MA[i], targets[t])
-                learner._n_seen += 1
-                if progress is not None and (t + 1) % 256 == 0:
-                    progress(t + 1)
-            inputs.commit(col_slot, col_base)
+    try:
+        with torch.inference_mode():
+            for lo in range(0, n, _CHUNK):
+                hi = min(lo + _CHUNK, n)
+                mb = m[lo:hi]
+                inputs = _ChunkInputs(learner, X[lo:hi], mb, col_slot, col_base)
+                XA, MA, XB = inputs.tensors(col_slot, col_base)
+                # The rows that bring features not known yet (rare: a feature's first row).
+                pending = np.flatnonzero((mb & ~known).any(axis=1))
+                next_new = int(pending[0]) if pending.size else -1
+                for i in range(hi - lo):
+                    t = lo + i
+                    if i == next_new:
+                        # Predict as the dict path does (unseen features ignored), register
+                        # them, then learn with their slots.
+                        new = mb[i] & ~known
+                        out[t] = step(XB[i], XA[i], MA[i], None)
+                        learner._register([names[j] for j in np.flatnonzero(new)])
+                        refresh()
+                        XA, MA, XB = inputs.tensors(col_slot, col_base)
+                        step(XB[i], XA[i], MA[i], targets[t])
+                        later = np.flatnonzero((mb[i + 1 :] & ~known).any(axis=1))
+                        next_new = int(later[0]) + i + 1 if later.size else -1
+                    else:
+                        out[t] = step(XB[i], XA[i], MA[i], targets[t])
+                    learner._n_seen += 1
+                    if progress is not None and (t + 1) % 256 == 0:
+                        progress(t + 1)
+                inputs.commit(col_slot, col_base)
+    except Diverged:
+        # Raised before the step's update: the learner stays as it was at this row.
+        raise Diverged(f"{learner._diverged_message()} (row {learner._n_seen})") from None
     if progress is not None:
         progress(n)
     q = out.numpy().astype(np.float64)

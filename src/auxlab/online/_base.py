@@ -25,7 +25,9 @@ import torch
 
 from auxlab.online._array_path import learn_predict_stream
 from auxlab.online._estimator import Estimator
-from auxlab.online._features import FeatureSpace, _present
+from auxlab.online._features import FeatureSpace
+from auxlab.online._inputs import check_arguments, label_index
+from auxlab.online._ops import Diverged
 
 __all__ = ["Faithful", "OnlineClassifier", "check_faithful"]
 
@@ -61,8 +63,7 @@ class OnlineClassifier(Estimator, FeatureSpace):
         if getattr(self, "_built", False):
             return
         check_faithful(self.faithful, type(self).__name__)
-        if int(self.n_classes) < 2:
-            raise ValueError(f"{type(self).__name__}: n_classes must be >= 2")
+        check_arguments(type(self).__name__, self._get_params())
         self._init_features()
         self._build(self._n_base)
         self._park_generator()
@@ -70,15 +71,8 @@ class OnlineClassifier(Estimator, FeatureSpace):
 
     # -- labels ------------------------------------------------------------------------------
     def _label_index(self, y: Any) -> int:
-        k = int(self.n_classes)
-        if k == 2:
-            return 1 if bool(y) else 0
-        i = int(y)
-        if not 0 <= i < k or i != y:
-            raise ValueError(
-                f"{type(self).__name__}: labels must be integers in [0, {k}), got {y!r}"
-            )
-        return i
+        # Checked, never bool(y): "no", "0", -1 and 2 are not the positive class (_inputs).
+        return label_index(type(self).__name__, y, int(self.n_classes))
 
     def _labels(self) -> list[Any]:
         k = int(self.n_classes)
@@ -92,10 +86,12 @@ class OnlineClassifier(Estimator, FeatureSpace):
         next learning step, the same that step will use).
         """
         self._ensure()
-        raw = self._raw_from_dict(x)
+        raw = self._raw_from_values(self._values(x))
         xb, xa, ma = self._encode(*raw)
         with torch.inference_mode():
             proba = _as_proba(self._step(xb, xa, ma, None))
+        if not np.isfinite(proba).all():
+            raise Diverged(self._diverged_message())
         return dict(zip(self._labels(), proba.tolist(), strict=True))
 
     def predict_one(self, x: Mapping[Hashable, Any]) -> Any:
@@ -104,17 +100,41 @@ class OnlineClassifier(Estimator, FeatureSpace):
         return max(proba, key=proba.__getitem__)
 
     def learn_one(self, x: Mapping[Hashable, Any], y: Any) -> None:
-        """Update on one labelled instance. New features get slots (see the learner)."""
+        """Update on one labelled instance. New features get slots (see the learner).
+
+        The label and every value are checked first (see :mod:`auxlab.online._inputs`): a
+        refused instance raises ``ValueError`` naming the label or the feature, and the
+        learner is left as it was.
+        """
         self._ensure()
         target = self._label_index(y)
-        new = [k for k, v in x.items() if not self._known(k) and _present(v)]
+        values = self._values(x)
+        new = [k for k in values if not self._known(k)]
         if new:
             self._register(new)
-        raw = self._raw_from_dict(x)
+        raw = self._raw_from_values(values)
         xb, xa, ma = self._encode(*raw)
         with torch.inference_mode():
-            self._step(xb, xa, ma, target)
+            try:
+                self._step(xb, xa, ma, target)
+            except Diverged:
+                raise Diverged(self._diverged_message()) from None
         self._after(*raw)
+
+    def _diverged_message(self) -> str:
+        mode = getattr(self, "faithful", None)
+        fix = (
+            "In the papers' modes the features enter unscaled and the steps are plain SGD: "
+            "scale the features to about unit size, lower lr, or use the default mode "
+            "(faithful=None), which z-scores them online"
+            if mode is not None
+            else "lower lr"
+        )
+        return (
+            f"{type(self).__name__} (faithful={mode!r}) has diverged: its outputs are no longer "
+            f"finite (its weights grew without bound), and every later instance would fail. "
+            f"{fix}; then start again from clone()."
+        )
 
     # -- the array path ----------------------------------------------------------------------
     def learn_predict_stream(
@@ -132,8 +152,11 @@ class OnlineClassifier(Estimator, FeatureSpace):
 
         Args:
             X: ``(n, d)`` feature values; entries where ``mask`` is False are ignored (NaN
-                entries count as missing).
-            y: ``(n,)`` class indices in ``[0, n_classes)``.
+                entries count as missing). A present value must be a finite number of at
+                most ``MAX_ABS_VALUE`` (1e15) in magnitude; the stream is checked before
+                anything is learned, and the error names the column and the row.
+            y: ``(n,)`` labels: booleans or 0/1 with two classes, else class indices in
+                ``[0, n_classes)`` (anything else is refused, naming the row).
             mask: ``(n, d)`` availability, True where the feature is present; default
                 ``~isnan(X)``.
             feature_names: Names of the ``d`` columns, as the dict path would see them

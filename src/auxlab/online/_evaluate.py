@@ -12,6 +12,7 @@ import numpy as np
 
 from auxlab._metrics import roc_auc
 from auxlab.online._base import OnlineClassifier
+from auxlab.online._inputs import label_indices
 
 __all__ = [
     "ProgressiveResult",
@@ -37,6 +38,24 @@ def _auprc(y: np.ndarray, score: np.ndarray) -> float:
     return float(np.trapezoid(precision, recall))
 
 
+def _check_predictions(who: str, y: Any, proba: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Labels as class indices and probabilities as ``(n, K)`` float64, checked."""
+    p = np.asarray(proba, dtype=float)
+    if p.ndim != 2 or p.shape[1] < 2:
+        raise ValueError(f"{who}: proba must be (n, K) with K >= 2 classes, got shape {p.shape}")
+    yy = np.asarray(y)
+    if yy.shape != (p.shape[0],):
+        raise ValueError(
+            f"{who}: y must have one label per row of proba, ({p.shape[0]},), got {yy.shape}"
+        )
+    if p.shape[0] == 0:
+        raise ValueError(f"{who}: no predictions (the stream is empty)")
+    if not np.isfinite(p).all():
+        t = int(np.flatnonzero(~np.isfinite(p).all(axis=1))[0])
+        raise ValueError(f"{who}: proba has a non-finite value at row {t}: {p[t].tolist()}")
+    return label_indices(who, yy, p.shape[1]), p
+
+
 def classification_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     """Metrics of a sequence of online predictions (percentages where the papers use them).
 
@@ -50,8 +69,7 @@ def classification_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]
         ``code_loss``, the mean of ``CrossEntropyLoss`` applied to the probabilities (a
         second softmax), which is the "average loss" the Aux-Drop code reports.
     """
-    y = np.asarray(y).astype(int)
-    proba = np.asarray(proba, dtype=float)
+    y, proba = _check_predictions("classification_metrics", y, proba)
     pred = proba.argmax(1)
     k = proba.shape[1]
     recalls = [float((pred[y == c] == c).mean()) for c in range(k) if (y == c).any()]
@@ -91,8 +109,7 @@ def prior_corrected(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
         >>> q[2].round(3).tolist()  # after two 1s, class 0 is rarer: its probability goes up
         [0.667, 0.333]
     """
-    y = np.asarray(y).astype(int)
-    proba = np.asarray(proba, dtype=float)
+    y, proba = _check_predictions("prior_corrected", y, proba)
     k = proba.shape[1]
     onehot = np.zeros((len(y), k))
     onehot[np.arange(len(y)), y] = 1.0
@@ -178,7 +195,7 @@ def progressive_evaluate(
     Args:
         learner: The learner (it is cloned; the original stays untouched).
         X: ``(n, d)`` values.
-        y: ``(n,)`` classes.
+        y: ``(n,)`` labels (booleans or 0/1 for two classes, else class indices); checked.
         mask: ``(n, d)`` availability (default ``~isnan(X)``).
         feature_names: Column names.
         progress: Called with the rows done.
@@ -186,8 +203,16 @@ def progressive_evaluate(
     Returns:
         The run's :class:`ProgressiveResult`.
     """
+    who = type(learner).__name__
+    yy = np.asarray(y)
+    if yy.ndim != 1 or len(yy) == 0:
+        raise ValueError(
+            f"progressive_evaluate: y must be one label per row of a non-empty stream, got "
+            f"shape {yy.shape}"
+        )
+    # Checked before the run (as the array path checks them): 0.5 is no class.
+    y = label_indices(who, yy, int(learner.n_classes))
     model = learner.clone()
-    y = np.asarray(y).astype(int)
     start = time.perf_counter()
     proba = model.learn_predict_stream(X, y, mask, feature_names, progress=progress)
     seconds = time.perf_counter() - start

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Hashable, Mapping
 from typing import Any, ClassVar
@@ -23,20 +22,13 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from auxlab.online._inputs import feature_value
+
 __all__ = ["FeatureSpace"]
 
 
 def _sort_key(k: Hashable) -> tuple[str, Any]:
     return (type(k).__name__, k if isinstance(k, (int, float, str)) else repr(k))
-
-
-def _present(v: Any) -> bool:
-    if v is None:
-        return False
-    try:
-        return not math.isnan(v)
-    except TypeError:
-        return True
 
 
 def _zscore(x: np.ndarray, m: np.ndarray, stats: np.ndarray) -> np.ndarray:
@@ -193,23 +185,37 @@ class FeatureSpace:
             self._bseen = self._bseen | mb
         self._n_seen += 1
 
-    def _raw_from_dict(
-        self, x: Mapping[Hashable, Any]
+    def _values(self, x: Mapping[Hashable, Any]) -> dict[Hashable, float]:
+        """The present features of ``x`` as floats, checked (see ``auxlab.online._inputs``)."""
+        if not hasattr(x, "items"):
+            raise TypeError(
+                f"{type(self).__name__}: x must be a dict {{feature: value}} (river's "
+                f"convention), got {type(x).__name__}; for a row of an array use "
+                "dict(zip(names, row)), or the array path learn_predict_stream"
+            )
+        who = type(self).__name__
+        out: dict[Hashable, float] = {}
+        for k, v in x.items():
+            f = feature_value(who, k, v)
+            if f is not None:
+                out[k] = f
+        return out
+
+    def _raw_from_values(
+        self, x: Mapping[Hashable, float]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         xa = np.zeros(self.n_aux)
         ma = np.zeros(self.n_aux, dtype=bool)
         xb = np.zeros(self._n_base)
         mb = np.zeros(self._n_base, dtype=bool)
         for k, v in x.items():
-            if not _present(v):
-                continue
             i = self._slot.get(k)
             if i is not None:
-                xa[i] = float(v)
+                xa[i] = v
                 ma[i] = True
                 continue
             j = self._base_pos.get(k)
             if j is not None:
-                xb[j] = float(v)
+                xb[j] = v
                 mb[j] = True
         return xa, ma, xb, mb

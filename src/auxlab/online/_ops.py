@@ -16,6 +16,7 @@ import torch
 __all__ = [
     "AdaGrad",
     "AdamW",
+    "Diverged",
     "LossKind",
     "adagrad_step",
     "exit_losses",
@@ -30,6 +31,10 @@ __all__ = [
 #: ``CrossEntropyLoss`` applied to softmax outputs, i.e. a second softmax (the Aux-Drop and
 #: Aux-Net public code).
 LossKind = Literal["ce", "ce_on_softmax"]
+
+
+class Diverged(ValueError):
+    """The network's outputs are no longer finite: its weights grew without bound."""
 
 
 def exit_losses(
@@ -50,6 +55,10 @@ def exit_losses(
         ``probs`` ``(E, K)`` (softmax of the logits), ``losses`` ``(E,)`` and ``grad``
         ``(E, K)``, the gradient of each exit's own loss on its own logits.
     """
+    # Checked before any update of this step. One sum (2 us; isfinite().all() takes 9): a
+    # NaN or an infinity anywhere makes it non-finite.
+    if not math.isfinite(float(logits.sum())):
+        raise Diverged("the network's outputs are not finite")
     logp = torch.log_softmax(logits, dim=-1)
     probs = logp.exp()
     if kind == "ce":

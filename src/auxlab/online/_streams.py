@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from auxlab.online._inputs import label_indices, stream_arrays
+
 __all__ = [
     "MASK_KINDS",
     "haphazard_mask",
@@ -29,6 +31,23 @@ __all__ = [
 MASK_KINDS = ("variable_p", "trapezoidal", "sudden", "obsolete", "reappearing", "intrinsic")
 
 
+def _check_shape(n: int, d: int, n_base: int = 0, n_chunks: int = 1) -> None:
+    """Refuse sizes that give a wrong mask silently, or fail deep inside numpy.
+
+    (A negative ``n_base`` would mark all but the last columns as base features.)
+    """
+    for name, value, low in (
+        ("n", n, 0),
+        ("d", d, 0),
+        ("n_base", n_base, 0),
+        ("n_chunks", n_chunks, 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    if n_base > d:
+        raise ValueError(f"n_base ({n_base}) must be at most the number of features d ({d})")
+
+
 def _with_base(mask: np.ndarray, n_base: int) -> np.ndarray:
     mask[:, :n_base] = True
     return mask
@@ -36,6 +55,7 @@ def _with_base(mask: np.ndarray, n_base: int) -> np.ndarray:
 
 def variable_p_mask(n: int, d: int, p: float, seed: int, n_base: int = 0) -> np.ndarray:
     """Each non-base feature present independently with probability ``p`` (Aux-Drop, review)."""
+    _check_shape(n, d, n_base)
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"p must be in [0, 1], got {p}")
     rng = np.random.default_rng(seed)
@@ -54,6 +74,7 @@ def trapezoidal_mask(n: int, d: int, n_base: int = 0, n_chunks: int = 10) -> np.
     (OLSF's protocol, used by Aux-Drop §4.3. Aux-Drop's code gives the rows past
     ``n_chunks·⌊n/n_chunks⌋`` no auxiliary feature; here they belong to the last chunk.)
     """
+    _check_shape(n, d, n_base, n_chunks)
     chunk = _chunks(n, n_chunks) + 1
     width = np.maximum(np.rint(d * chunk / n_chunks).astype(int), n_base)
     return _with_base(np.arange(d)[None, :] < width[:, None], n_base)
@@ -61,6 +82,7 @@ def trapezoidal_mask(n: int, d: int, n_base: int = 0, n_chunks: int = 10) -> np.
 
 def sudden_mask(n: int, d: int, n_base: int = 0, n_chunks: int = 10) -> np.ndarray:
     """Features appear suddenly: chunk ``i`` (0-based) sees the first ``⌊d(i+1)/n_chunks⌋``."""
+    _check_shape(n, d, n_base, n_chunks)
     chunk = _chunks(n, n_chunks)
     width = np.maximum((d * (chunk + 1)) // n_chunks, max(n_base, 1))
     return _with_base(np.arange(d)[None, :] < width[:, None], n_base)
@@ -73,6 +95,7 @@ def obsolete_mask(n: int, d: int, n_base: int = 0, n_chunks: int = 10) -> np.nda
 
 def reappearing_mask(n: int, d: int, n_base: int = 0, n_chunks: int = 10) -> np.ndarray:
     """Even chunks see the first half of the features, odd chunks the second half."""
+    _check_shape(n, d, n_base, n_chunks)
     chunk = _chunks(n, n_chunks)
     first = np.arange(d)[None, :] < (d + 1) // 2
     mask = np.where((chunk % 2 == 0)[:, None], first, ~first)
@@ -86,8 +109,15 @@ def window_mask(
 
     Aux-Drop's HIGGS/SUSY protocol: features that appear suddenly, then become obsolete.
     """
+    _check_shape(n, d, n_base)
     if len(starts) != d - n_base or len(ends) != d - n_base:
         raise ValueError(f"starts and ends need one entry per auxiliary feature ({d - n_base})")
+    for k, (a, b) in enumerate(zip(starts, ends, strict=True)):
+        if not 0 <= a <= b:
+            raise ValueError(
+                f"feature {n_base + k}: the window [starts, ends) = [{a}, {b}) must have "
+                "0 <= start <= end"
+            )
     rows = np.arange(n)[:, None]
     aux = (rows >= np.asarray(starts)[None, :]) & (rows < np.asarray(ends)[None, :])
     return np.concatenate([np.ones((n, n_base), dtype=bool), aux], axis=1)
@@ -127,6 +157,7 @@ def haphazard_mask(
         >>> round(float(m.mean()), 2)
         0.25
     """
+    _check_shape(n, d, n_base, n_chunks)
     if kind == "variable_p":
         mask = variable_p_mask(n, d, p, seed, n_base)
     elif kind == "trapezoidal":
@@ -162,13 +193,26 @@ def iter_dicts(
 ) -> Iterator[tuple[dict[Hashable, float], Any]]:
     """River-style ``(x, y)`` pairs: ``x`` holds the present features only.
 
-    Binary labels come out as booleans (river's convention), others as ints.
+    Binary labels come out as booleans (river's convention), others as ints. The arrays are
+    checked as the array path checks them (shapes, distinct names, finite values up to
+    ``MAX_ABS_VALUE``; labels booleans or class indices >= 0), before the first pair.
     """
-    X = np.asarray(X, dtype=float)
-    m = ~np.isnan(X) if mask is None else np.asarray(mask, dtype=bool) & ~np.isnan(X)
-    names = list(range(X.shape[1])) if feature_names is None else list(feature_names)
-    binary = set(np.unique(y).tolist()) <= {0, 1}
+    yy = np.asarray(y)
+    if yy.ndim != 1:
+        raise ValueError(f"iter_dicts: y must be one label per row, (n,), got shape {yy.shape}")
+    X, m, names = stream_arrays("iter_dicts", X, mask, feature_names, n_rows=len(yy))
+    labels = label_indices("iter_dicts", yy, _max_classes(yy))
+    binary = bool(labels.size) and int(labels.max()) <= 1
     for t in range(X.shape[0]):
         cols = np.flatnonzero(m[t])
         x = {names[j]: float(X[t, j]) for j in cols}
-        yield x, (bool(y[t]) if binary else int(y[t]))
+        yield x, (bool(labels[t]) if binary else int(labels[t]))
+
+
+def _max_classes(y: np.ndarray) -> int:
+    # iter_dicts does not know the number of classes: any class index >= 0 (or a boolean) goes.
+    if y.dtype.kind in "iuf" and y.size:
+        top = np.nanmax(y) if y.dtype.kind == "f" else y.max()
+        if np.isfinite(top):
+            return max(int(top) + 1, 2)
+    return 2
