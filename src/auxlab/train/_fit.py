@@ -8,8 +8,10 @@ progress bar. The end-of-epoch bookkeeping lives in ``_checkpoint`` and the disp
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,13 @@ from torch import nn
 
 from auxlab.balancer import Balancer, StepRecord
 from auxlab.objective import Objective
-from auxlab.train._checkpoint import BestTracker, default_monitor, higher_is_better, save_checkpoint
+from auxlab.train._checkpoint import (
+    BestTracker,
+    default_monitor,
+    higher_is_better,
+    prepare_checkpoint,
+    save_checkpoint,
+)
 from auxlab.train._evaluate import evaluate
 from auxlab.train._history import History
 from auxlab.train._loader import Batch, call_model, device_of, to_device
@@ -52,10 +60,48 @@ def make_optimizer(
     Raises:
         ValueError: For an unknown name; the message lists the known ones.
     """
+    if not isinstance(name, str):
+        raise TypeError(f"optimizer name must be a string, got {type(name).__name__}")
+    _check_lr(lr)
     key = name.lower()
     if key not in _OPTIMIZERS:
         raise ValueError(f"unknown optimizer '{name}'. Known: {', '.join(sorted(_OPTIMIZERS))}.")
     return _OPTIMIZERS[key](list(params), lr)
+
+
+def _check_lr(lr: Any) -> None:
+    if lr is None:
+        return
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)):
+        raise TypeError(f"lr must be a number, got {type(lr).__name__}")
+    if not math.isfinite(lr) or lr < 0:
+        raise ValueError(f"lr must be a finite number >= 0, got {lr}")
+
+
+def _positive_int(name: str, value: Any, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _reiterable(name: str, data: Any, epochs: int) -> None:
+    """Refuse data that is not iterable, or that is used up after one pass."""
+    if data is None or isinstance(data, (str, bytes, torch.Tensor, Mapping)):
+        raise TypeError(
+            f"{name} must be an iterable of (inputs, targets) batches, such as an ArrayLoader "
+            f"or a DataLoader; got {type(data).__name__}."
+        )
+    if not isinstance(data, Iterable):
+        raise TypeError(f"{name} must be an iterable of batches, got {type(data).__name__}")
+    if isinstance(data, Iterator) and epochs > 1:
+        raise TypeError(
+            f"{name} is an iterator (e.g. a generator), which is used up after one pass, so "
+            "epochs after the first would see no batch. Pass a re-iterable such as an "
+            "ArrayLoader, a DataLoader or a list of batches."
+        )
+    if isinstance(data, Sized) and len(data) == 0:
+        raise ValueError(f"{name} has no batch (its length is 0); there is nothing to train on")
 
 
 class _Capture:
@@ -160,13 +206,51 @@ def fit(
         nan_policy: ``"raise"`` or ``"skip"`` for non-finite losses (see :class:`Balancer`).
         callbacks: Functions called with each epoch's record (after validation).
     """
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    _check_fit_args(locals())
     if seed is None:
         return _fit(**locals())
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return _fit(**locals())
+
+
+def _check_fit_args(a: dict[str, Any]) -> None:
+    """Refuse bad arguments before anything trains (each error names the fix)."""
+    if not isinstance(a["model"], nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(a['model']).__name__}")
+    if not isinstance(a["objective"], Objective):
+        raise TypeError(
+            "objective must be an auxlab.Objective (e.g. Objective({'main': 'bce', 'aux': "
+            f"'mse'}})), got {type(a['objective']).__name__}"
+        )
+    _positive_int("epochs", a["epochs"])
+    _check_lr(a["lr"])
+    _reiterable("train", a["train"], a["epochs"])
+    for name in ("val", "evaluate_train"):
+        if a[name] is not None:
+            _reiterable(name, a[name], a["epochs"])
+    es = a["early_stopping"]
+    if es is not None:
+        _positive_int("early_stopping (epochs without improvement)", es)
+        if a["val"] is None and a["monitor"] is None:
+            raise ValueError(
+                "early_stopping needs something to follow: pass val=<validation batches> (it "
+                "then follows the main task's validation metric), or monitor=<epoch key>."
+            )
+    if a["monitor"] is not None and not isinstance(a["monitor"], str):
+        raise TypeError(f"monitor must be an epoch key (a string), got {a['monitor']!r}")
+    if a["nan_policy"] not in ("raise", "skip"):
+        raise ValueError(f"nan_policy must be 'raise' or 'skip', got {a['nan_policy']!r}")
+    if a["seed"] is not None and (isinstance(a["seed"], bool) or not isinstance(a["seed"], int)):
+        raise TypeError(f"seed must be an integer or None, got {a['seed']!r}")
+    cbs = a["callbacks"]
+    if callable(cbs) or not all(callable(cb) for cb in cbs):
+        raise TypeError("callbacks must be a list of functions, each called with an epoch record")
+    opt = a["optimizer"]
+    if not isinstance(opt, (str, torch.optim.Optimizer)):
+        raise TypeError(
+            f"optimizer must be a name ('adam', ...) or a torch optimizer, got {type(opt).__name__}"
+        )
 
 
 @dataclass
@@ -183,6 +267,8 @@ class _Run:
     val: Iterable[Batch] | None
     evaluate_train: Iterable[Batch] | None
     tracker: BestTracker
+    mode: str
+    monitor_pending: bool  # the default monitor is chosen once the tasks are known
     checkpoint: str | Path | None
     progress: bool
     callbacks: Sequence[Callable[[dict[str, Any]], None]]
@@ -211,6 +297,8 @@ def _fit(
     nan_policy: Any,
     callbacks: Sequence[Callable[[dict[str, Any]], None]],
 ) -> History:
+    if checkpoint is not None:
+        checkpoint = prepare_checkpoint(checkpoint)
     objective.bind(model)
     balancer = (
         strategy
@@ -236,8 +324,9 @@ def _fit(
                 "that the optimizer does not update; build it with "
                 "list(model.parameters()) + balancer.parameters()."
             )
-    if monitor is None and val is not None:
-        monitor = default_monitor(objective)
+    pending = monitor is None and val is not None
+    if pending and objective.tasks:
+        monitor, pending = default_monitor(objective), False
     higher = higher_is_better(monitor, mode)
     capture = _Capture(representation) if representation is not None else None
     run = _Run(
@@ -251,6 +340,8 @@ def _fit(
         val=val,
         evaluate_train=evaluate_train,
         tracker=BestTracker(monitor, higher, early_stopping, restore_best),
+        mode=mode,
+        monitor_pending=pending,
         checkpoint=checkpoint,
         progress=progress,
         callbacks=callbacks,
@@ -272,6 +363,13 @@ def _epochs(run: _Run) -> History:
         start = time.perf_counter()
         bar = EpochBar(run.train, total_steps, epoch, run.epochs, run.progress)
         ep = _train_epoch(run, bar, epoch, device, history)
+        if run.monitor_pending:  # the tasks were learned from the first batch
+            tracker.monitor = default_monitor(run.objective)
+            tracker.higher = higher_is_better(tracker.monitor, run.mode)
+            tracker.best = -math.inf if tracker.higher else math.inf
+            run.monitor_pending = False
+        if run.val is not None:
+            tracker.fallback = f"val_loss_{run.objective.main}"
         if run.evaluate_train is not None:
             # Train-set losses measured after the epoch are "train_eval_loss_<task>", kept
             # apart from "train_loss_<task>", the running mean during the epoch.
@@ -303,7 +401,9 @@ def _train_epoch(
     run.model.train()
     sums: dict[str, float] = {}
     counts = 0
+    changed = 0  # steps that could change the model: applied, with a weight other than 0
     for i, batch in enumerate(bar):
+        _check_batch(batch, i, epoch)
         record = train_step(
             run.model, to_device(batch, device), run.objective, run.balancer, run.opt, run.capture
         )
@@ -315,16 +415,53 @@ def _train_epoch(
         if record.skipped:
             continue
         counts += 1
+        coef = record.shared_weights or {}
+        if any(w != 0 for w in record.weights.values()) or any(w != 0 for w in coef.values()):
+            changed += 1
         for k, v in row.items():
             if k.startswith(("loss_", "weight_")) or k == "total":
                 sums[k] = sums.get(k, 0.0) + v
         bar.step(i, record)
     bar.close()
+    steps = len([r for r in history.steps if r["epoch"] == epoch])
+    if steps == 0:
+        raise ValueError(
+            f"train gave no batch in epoch {epoch}; there is nothing to train on. If it is a "
+            "generator or an iterator, it is used up after one pass: pass a re-iterable such "
+            "as an ArrayLoader or a DataLoader."
+        )
+    if changed == 0:
+        why = (
+            f"all {steps} steps were skipped because a loss was not finite "
+            "(nan_policy='skip'); check the inputs and targets for NaN or inf"
+            if counts == 0
+            else f"the weight of every task was 0 at each of its {counts} steps"
+        )
+        warnings.warn(
+            f"epoch {epoch} did not change the model: {why}.", RuntimeWarning, stacklevel=4
+        )
     ep: dict[str, Any] = {"epoch": epoch}
     for k, v in sums.items():
         ep[("train_" + k) if not k.startswith("weight_") else k] = v / max(counts, 1)
     ep["skipped_steps"] = run.balancer.skipped_steps
     return ep
+
+
+def _check_batch(batch: Any, i: int, epoch: int) -> None:
+    """A batch is ``(inputs, {task: target})`` with at least one row."""
+    if not (isinstance(batch, (tuple, list)) and len(batch) == 2 and isinstance(batch[1], Mapping)):
+        raise TypeError(
+            f"batch {i} of epoch {epoch} is not (inputs, {{task: target}}) but "
+            f"{type(batch).__name__}; a training batch pairs the model's inputs with a dict "
+            "of targets keyed by task."
+        )
+    for task, y in batch[1].items():
+        if isinstance(y, torch.Tensor) and y.ndim > 0 and y.shape[0] == 0:
+            raise ValueError(
+                f"batch {i} of epoch {epoch} has 0 rows (target '{task}' has shape "
+                f"{tuple(y.shape)}); a batch needs at least one row. Check the loader's "
+                "sampler or filtering."
+            )
 
 
 def _adopt_late_parameters(balancer: Balancer, opt: torch.optim.Optimizer, ours: bool) -> None:
