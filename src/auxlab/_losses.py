@@ -75,8 +75,10 @@ def _range(x: torch.Tensor) -> tuple[float, float]:
 
 def check_binary_target(target: torch.Tensor, loss: str) -> None:
     """Targets of ``bce`` / ``bce_logits`` must lie in [0, 1] (NaN, a missing value, aside)."""
+    if target.dtype.is_floating_point and bool(torch.isinf(target.detach()).any()):
+        raise LossInputError(f"'{loss}' needs targets in [0, 1], got inf")
     lo, hi = _range(target)
-    if lo < 0.0 or hi > 1.0 or bool(torch.isinf(target.detach()).any()):
+    if lo < 0.0 or hi > 1.0:
         raise LossInputError(
             f"'{loss}' needs targets in [0, 1] (labels 0/1 or probabilities), got values in "
             f"[{lo:g}, {hi:g}]. Map the labels to 0/1 (e.g. y == positive_label), or use 'ce' "

@@ -90,9 +90,7 @@ class Objective:
         outputs: Sequence[str] | None = None,
         metrics: Mapping[str, Sequence[str | MetricFn]] | Sequence[str | MetricFn] | None = None,
     ) -> None:
-        if losses is None or not (
-            isinstance(losses, (str, Mapping, Sequence)) or callable(losses)
-        ):
+        if losses is None or not (isinstance(losses, (str, Mapping, Sequence)) or callable(losses)):
             raise TypeError(
                 "losses must be a loss name ('mse'), a callable, a dict {task: loss} or a list "
                 f"matched to the outputs, got {type(losses).__name__}."
@@ -290,7 +288,9 @@ class Objective:
             except LossInputError as e:
                 msg = str(e)
                 prefix = f"task '{task}'"
-                raise LossInputError(msg if msg.startswith(prefix) else f"{prefix}: {msg}") from None
+                raise LossInputError(
+                    msg if msg.startswith(prefix) else f"{prefix}: {msg}"
+                ) from None
             if not isinstance(loss, torch.Tensor):
                 raise TypeError(
                     f"the loss of task '{task}' returned {type(loss).__name__}; a loss must "

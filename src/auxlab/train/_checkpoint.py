@@ -259,7 +259,7 @@ def _read_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as e:
-        if "weights only" in str(e).lower() or "weights_only" in str(e):
+        if "unsupported global" in str(e).lower():  # a pickled class or function
             raise ValueError(
                 f"refused to load '{path}': it holds Python objects other than tensors and "
                 "plain data, so it was not written by auxlab's fit and loading it could run "

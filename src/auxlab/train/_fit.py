@@ -9,6 +9,7 @@ progress bar. The end-of-epoch bookkeeping lives in ``_checkpoint`` and the disp
 from __future__ import annotations
 
 import math
+import numbers
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
@@ -72,7 +73,7 @@ def make_optimizer(
 def _check_lr(lr: Any) -> None:
     if lr is None:
         return
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)):
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
         raise TypeError(f"lr must be a number, got {type(lr).__name__}")
     if not math.isfinite(lr) or lr < 0:
         raise ValueError(f"lr must be a finite number >= 0, got {lr}")
@@ -81,8 +82,10 @@ def _check_lr(lr: Any) -> None:
 def _positive_int(name: str, value: Any, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
 
 
 def _reiterable(name: str, data: Any, epochs: int) -> None:
@@ -241,7 +244,8 @@ def _check_fit_args(a: dict[str, Any]) -> None:
         raise TypeError(f"monitor must be an epoch key (a string), got {a['monitor']!r}")
     if a["nan_policy"] not in ("raise", "skip"):
         raise ValueError(f"nan_policy must be 'raise' or 'skip', got {a['nan_policy']!r}")
-    if a["seed"] is not None and (isinstance(a["seed"], bool) or not isinstance(a["seed"], int)):
+    seed = a["seed"]
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
         raise TypeError(f"seed must be an integer or None, got {a['seed']!r}")
     cbs = a["callbacks"]
     if callable(cbs) or not all(callable(cb) for cb in cbs):

@@ -83,8 +83,7 @@ class History:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ValueError(
-                f"'{path}' is not a History written by History.save (not JSON, or cut short: "
-                f"{e})."
+                f"'{path}' is not a History written by History.save (not JSON, or cut short: {e})."
             ) from None
         if not (
             isinstance(data, dict)
