@@ -277,6 +277,7 @@ class _Run:
     progress: bool
     callbacks: Sequence[Callable[[dict[str, Any]], None]]
     capture: _Capture | None
+    warned_unchanged: bool = False  # "this epoch did not change the model" was said
 
 
 def _fit(
@@ -434,7 +435,8 @@ def _train_epoch(
             "generator or an iterator, it is used up after one pass: pass a re-iterable such "
             "as an ArrayLoader or a DataLoader."
         )
-    if changed == 0:
+    if changed == 0 and not run.warned_unchanged:
+        run.warned_unchanged = True  # once per run: the next epochs would say the same
         why = (
             f"all {steps} steps were skipped because a loss was not finite "
             "(nan_policy='skip'); check the inputs and targets for NaN or inf"
@@ -442,7 +444,9 @@ def _train_epoch(
             else f"the weight of every task was 0 at each of its {counts} steps"
         )
         warnings.warn(
-            f"epoch {epoch} did not change the model: {why}.", RuntimeWarning, stacklevel=4
+            f"epoch {epoch} did not change the model: {why}. (Said once per run.)",
+            RuntimeWarning,
+            stacklevel=4,
         )
     ep: dict[str, Any] = {"epoch": epoch}
     for k, v in sums.items():
