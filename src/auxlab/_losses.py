@@ -6,6 +6,7 @@ predictions and targets to a float. :mod:`auxlab.objective` re-exports the publi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -62,22 +63,39 @@ def align_target(pred: torch.Tensor, target: torch.Tensor, task: str) -> torch.T
     return target.reshape(pred.shape).to(pred.dtype)
 
 
-def _range(x: torch.Tensor) -> tuple[float, float]:
-    """``(min, max)`` of the finite values of ``x`` (NaN marks a missing value elsewhere)."""
-    x = x.detach()
-    if x.dtype.is_floating_point:
-        x = x[torch.isfinite(x)]
+def _range(x: torch.Tensor) -> tuple[float, float, bool, bool]:
+    """``(min, max)`` of the finite values of ``x``, whether it holds ±inf, and NaN.
+
+    One read from the device (NaN marks a missing value for masked losses). Without a finite
+    value, ``(0, 0)``.
+    """
+    x = x.detach().reshape(-1)
+    if x.dtype == torch.bool:
+        x = x.to(torch.uint8)
     if x.numel() == 0:
-        return 0.0, 0.0
-    lo, hi = torch.aminmax(x.reshape(-1).to(torch.float64))
-    return float(lo), float(hi)
+        return 0.0, 0.0, False, False
+    # The common case first: min and max are finite (NaN and inf would show in them).
+    lo, hi = torch.aminmax(x)
+    stats = torch.stack([lo, hi]).tolist()
+    if not x.dtype.is_floating_point or all(math.isfinite(v) for v in stats):
+        return float(stats[0]), float(stats[1]), False, False
+    finite = torch.isfinite(x)
+    nan = torch.isnan(x)
+    inf = ~finite & ~nan
+    lo = torch.where(finite, x, torch.full_like(x, math.inf)).min()
+    hi = torch.where(finite, x, torch.full_like(x, -math.inf)).max()
+    flags = [inf.any(), nan.any(), finite.any()]
+    values = torch.stack([lo.double(), hi.double(), *(f.double() for f in flags)]).tolist()
+    if not values[4]:  # no finite value
+        return 0.0, 0.0, bool(values[2]), bool(values[3])
+    return values[0], values[1], bool(values[2]), bool(values[3])
 
 
 def check_binary_target(target: torch.Tensor, loss: str) -> None:
     """Targets of ``bce`` / ``bce_logits`` must lie in [0, 1] (NaN, a missing value, aside)."""
-    if target.dtype.is_floating_point and bool(torch.isinf(target.detach()).any()):
+    lo, hi, inf, _ = _range(target)
+    if inf:
         raise LossInputError(f"'{loss}' needs targets in [0, 1], got inf")
-    lo, hi = _range(target)
     if lo < 0.0 or hi > 1.0:
         raise LossInputError(
             f"'{loss}' needs targets in [0, 1] (labels 0/1 or probabilities), got values in "
@@ -88,7 +106,7 @@ def check_binary_target(target: torch.Tensor, loss: str) -> None:
 
 def check_probabilities(pred: torch.Tensor) -> None:
     """Outputs of ``bce`` must be probabilities; logits there are clipped to 0/1 silently."""
-    lo, hi = _range(pred)
+    lo, hi, _, _ = _range(pred)
     if lo < 0.0 or hi > 1.0:
         raise LossInputError(
             f"'bce' takes probabilities in [0, 1] but the outputs range over [{lo:g}, {hi:g}]; "
@@ -107,16 +125,17 @@ def check_class_ids(pred: torch.Tensor, ids: torch.Tensor, allow_missing: bool =
             f"{tuple(ids.shape)}."
         )
     t = ids.detach()
+    lo, hi, inf, nan = _range(t)
     if t.dtype.is_floating_point:
-        finite = t[torch.isfinite(t)]
-        if bool((finite != finite.round()).any()):
-            raise LossInputError(
-                "'ce' takes integer class ids (or class probabilities shaped like the "
-                "outputs); the targets hold fractions, which would be truncated."
-            )
-        if not allow_missing and not bool(torch.isfinite(t).all()):
+        if inf or (nan and not allow_missing):
             raise LossInputError("'ce' class ids must be finite; got NaN or inf.")
-    lo, hi = _range(t)
+        if bool((t != t.round()).any()):  # NaN != NaN: only with allow_missing, checked below
+            finite = t[torch.isfinite(t)]
+            if bool((finite != finite.round()).any()):
+                raise LossInputError(
+                    "'ce' takes integer class ids (or class probabilities shaped like the "
+                    "outputs); the targets hold fractions, which would be truncated."
+                )
     if allow_missing:
         lo = max(lo, 0.0)  # negative ids are missing values
     if t.numel() and (hi >= n_classes or lo < 0):
