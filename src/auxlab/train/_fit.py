@@ -190,17 +190,22 @@ def fit(
             a forward hook at each step.
         monitor: The epoch key for early stopping and the best checkpoint. Default: the
             main task's first validation metric (``val_<main>_<metric>``), else its
-            validation loss.
+            validation loss. If the monitored value is NaN at an epoch (AUC on a
+            validation set with one class, R² on constant targets), ``fit`` warns and
+            follows ``val_loss_<main>`` from then on; :attr:`History.monitor` says which
+            key :attr:`History.best_epoch` is best by.
         mode: Whether a larger ``monitor`` value is better: ``"max"``, ``"min"``, or
             ``"auto"`` (default: keys containing "loss", and the metrics ``mse`` and ``mae``,
             are minimised; other metrics, such as ``auc``, ``accuracy`` and ``r2``, maximised).
-        early_stopping: Stop after this many epochs without improvement of ``monitor``.
+        early_stopping: Stop after this many epochs (>= 1) without improvement of
+            ``monitor``; it needs ``val`` (or an explicit ``monitor``).
         restore_best: With validation data, end with the weights of the best epoch.
         checkpoint: A file to write the best (or, without validation, the last) state to:
             ``{"model", "optimizer", "epoch", "monitor", "history"}``, loadable with
             ``torch.load(path, weights_only=True)``. A relative path is relative to the
             working directory; keep it inside the run's output folder (e.g.
-            ``"runs/headline/best.pt"``), whose missing folders are created.
+            ``"runs/headline/best.pt"``), whose missing folders are created. It is
+            checked before training: a path that cannot be written is an error at once.
         evaluate_train: Batches of training data to evaluate after each epoch (for the
             train/validation gap); e.g. the training set without shuffling.
         progress: Show a progress bar and an epoch summary.
@@ -208,6 +213,19 @@ def fit(
             caller's random state is restored afterwards.
         nan_policy: ``"raise"`` or ``"skip"`` for non-finite losses (see :class:`Balancer`).
         callbacks: Functions called with each epoch's record (after validation).
+
+    Raises:
+        TypeError: For arguments of the wrong kind (``train`` not a re-iterable of
+            ``(inputs, {task: target})`` batches, a generator with ``epochs > 1``, ...).
+        ValueError: For bad values, found before the first step (``epochs < 1``, a negative
+            or NaN ``lr``, ``early_stopping`` < 1 or without validation data, an empty
+            ``train``, a checkpoint path that cannot be written), or during it (a batch
+            with 0 rows, targets that the task's loss cannot take).
+
+    Warns:
+        RuntimeWarning: Once per run, when an epoch did not change the model (every step
+            skipped under ``nan_policy="skip"``, or every weight 0); and when the monitored
+            value is NaN.
     """
     _check_fit_args(locals())
     if seed is None:
