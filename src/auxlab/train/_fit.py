@@ -1,18 +1,18 @@
-"""The training loop: :func:`fit`, one step of it (:func:`train_step`) and optimizers by name.
+"""The training loop: :func:`fit` and one step of it (:func:`train_step`).
 
 ``fit`` is ``Objective`` + ``Balancer`` + an optimizer, with validation each epoch, early
 stopping on the main task's validation metric, a :class:`History`, checkpoints and a
-progress bar. The end-of-epoch bookkeeping lives in ``_checkpoint`` and the display in
-``_progress``.
+progress bar. The end-of-epoch bookkeeping lives in ``_checkpoint``, the display in
+``_progress``, the argument checks in ``_checks`` and the optimizers by name in
+``_optimizers``.
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
+from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,82 +29,15 @@ from auxlab.train._checkpoint import (
     prepare_checkpoint,
     save_checkpoint,
 )
+from auxlab.train._checks import check_batch, check_fit_args
 from auxlab.train._evaluate import evaluate
 from auxlab.train._history import History
 from auxlab.train._loader import Batch, call_model, device_of, to_device
+from auxlab.train._optimizers import make_optimizer
 from auxlab.train._progress import EpochBar
 from auxlab.weighting import Strategy
 
-__all__ = ["fit", "make_optimizer", "train_step"]
-
-
-def _lr(lr: float | None, default: float) -> float:
-    return default if lr is None else lr  # lr=0.0 is a valid choice, so no `lr or default`
-
-
-_OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "adam": lambda params, lr: torch.optim.Adam(params, lr=_lr(lr, 1e-3)),
-    "adamw": lambda params, lr: torch.optim.AdamW(params, lr=_lr(lr, 1e-3)),
-    "sgd": lambda params, lr: torch.optim.SGD(params, lr=_lr(lr, 1e-2), momentum=0.9),
-    # Keras' RMSprop defaults (lr 1e-3, rho 0.9, epsilon 1e-7), not PyTorch's (1e-2, 0.99, 1e-8).
-    "rmsprop": lambda params, lr: torch.optim.RMSprop(
-        params, lr=_lr(lr, 1e-3), alpha=0.9, eps=1e-7
-    ),
-}
-
-
-def make_optimizer(
-    name: str, params: Iterable[torch.Tensor], lr: float | None = None
-) -> torch.optim.Optimizer:
-    """An optimizer by name: ``"adam"``, ``"adamw"``, ``"sgd"`` or ``"rmsprop"`` (Keras defaults).
-
-    Raises:
-        ValueError: For an unknown name; the message lists the known ones.
-    """
-    if not isinstance(name, str):
-        raise TypeError(f"optimizer name must be a string, got {type(name).__name__}")
-    _check_lr(lr)
-    key = name.lower()
-    if key not in _OPTIMIZERS:
-        raise ValueError(f"unknown optimizer '{name}'. Known: {', '.join(sorted(_OPTIMIZERS))}.")
-    return _OPTIMIZERS[key](list(params), lr)
-
-
-def _check_lr(lr: Any) -> None:
-    if lr is None:
-        return
-    if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
-        raise TypeError(f"lr must be a number, got {type(lr).__name__}")
-    if not math.isfinite(lr) or lr < 0:
-        raise ValueError(f"lr must be a finite number >= 0, got {lr}")
-
-
-def _positive_int(name: str, value: Any, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-
-
-def _reiterable(name: str, data: Any, epochs: int) -> None:
-    """Refuse data that is not iterable, or that is used up after one pass."""
-    if data is None or isinstance(data, (str, bytes, torch.Tensor, Mapping)):
-        raise TypeError(
-            f"{name} must be an iterable of (inputs, targets) batches, such as an ArrayLoader "
-            f"or a DataLoader; got {type(data).__name__}."
-        )
-    if not isinstance(data, Iterable):
-        raise TypeError(f"{name} must be an iterable of batches, got {type(data).__name__}")
-    if isinstance(data, Iterator) and epochs > 1:
-        raise TypeError(
-            f"{name} is an iterator (e.g. a generator), which is used up after one pass, so "
-            "epochs after the first would see no batch. Pass a re-iterable such as an "
-            "ArrayLoader, a DataLoader or a list of batches."
-        )
-    if isinstance(data, Sized) and len(data) == 0:
-        raise ValueError(f"{name} has no batch (its length is 0); there is nothing to train on")
+__all__ = ["fit", "make_optimizer", "train_step"]  # make_optimizer: re-exported
 
 
 class _Capture:
@@ -227,52 +160,12 @@ def fit(
             skipped under ``nan_policy="skip"``, or every weight 0); and when the monitored
             value is NaN.
     """
-    _check_fit_args(locals())
+    check_fit_args(locals())
     if seed is None:
         return _fit(**locals())
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return _fit(**locals())
-
-
-def _check_fit_args(a: dict[str, Any]) -> None:
-    """Refuse bad arguments before anything trains (each error names the fix)."""
-    if not isinstance(a["model"], nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(a['model']).__name__}")
-    if not isinstance(a["objective"], Objective):
-        raise TypeError(
-            "objective must be an auxlab.Objective (e.g. Objective({'main': 'bce', 'aux': "
-            f"'mse'}})), got {type(a['objective']).__name__}"
-        )
-    _positive_int("epochs", a["epochs"])
-    _check_lr(a["lr"])
-    _reiterable("train", a["train"], a["epochs"])
-    for name in ("val", "evaluate_train"):
-        if a[name] is not None:
-            _reiterable(name, a[name], a["epochs"])
-    es = a["early_stopping"]
-    if es is not None:
-        _positive_int("early_stopping (epochs without improvement)", es)
-        if a["val"] is None and a["monitor"] is None:
-            raise ValueError(
-                "early_stopping needs something to follow: pass val=<validation batches> (it "
-                "then follows the main task's validation metric), or monitor=<epoch key>."
-            )
-    if a["monitor"] is not None and not isinstance(a["monitor"], str):
-        raise TypeError(f"monitor must be an epoch key (a string), got {a['monitor']!r}")
-    if a["nan_policy"] not in ("raise", "skip"):
-        raise ValueError(f"nan_policy must be 'raise' or 'skip', got {a['nan_policy']!r}")
-    seed = a["seed"]
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-        raise TypeError(f"seed must be an integer or None, got {a['seed']!r}")
-    cbs = a["callbacks"]
-    if callable(cbs) or not all(callable(cb) for cb in cbs):
-        raise TypeError("callbacks must be a list of functions, each called with an epoch record")
-    opt = a["optimizer"]
-    if not isinstance(opt, (str, torch.optim.Optimizer)):
-        raise TypeError(
-            f"optimizer must be a name ('adam', ...) or a torch optimizer, got {type(opt).__name__}"
-        )
 
 
 @dataclass
@@ -426,7 +319,7 @@ def _train_epoch(
     counts = 0
     changed = 0  # steps that could change the model: applied, with a weight other than 0
     for i, batch in enumerate(bar):
-        _check_batch(batch, i, epoch)
+        check_batch(batch, i, epoch)
         record = train_step(
             run.model, to_device(batch, device), run.objective, run.balancer, run.opt, run.capture
         )
@@ -471,23 +364,6 @@ def _train_epoch(
         ep[("train_" + k) if not k.startswith("weight_") else k] = v / max(counts, 1)
     ep["skipped_steps"] = run.balancer.skipped_steps
     return ep
-
-
-def _check_batch(batch: Any, i: int, epoch: int) -> None:
-    """A batch is ``(inputs, {task: target})`` with at least one row."""
-    if not (isinstance(batch, (tuple, list)) and len(batch) == 2 and isinstance(batch[1], Mapping)):
-        raise TypeError(
-            f"batch {i} of epoch {epoch} is not (inputs, {{task: target}}) but "
-            f"{type(batch).__name__}; a training batch pairs the model's inputs with a dict "
-            "of targets keyed by task."
-        )
-    for task, y in batch[1].items():
-        if isinstance(y, torch.Tensor) and y.ndim > 0 and y.shape[0] == 0:
-            raise ValueError(
-                f"batch {i} of epoch {epoch} has 0 rows (target '{task}' has shape "
-                f"{tuple(y.shape)}); a batch needs at least one row. Check the loader's "
-                "sampler or filtering."
-            )
 
 
 def _adopt_late_parameters(balancer: Balancer, opt: torch.optim.Optimizer, ours: bool) -> None:
