@@ -17,9 +17,15 @@ import pytest
 import torch
 from torch import nn
 
-from auxlab import Balancer, Objective, TaskMismatchError
-from auxlab.models import HeadlineModel, MultiOutputMLP, masked, masked_metric, multilabel_scores
-from auxlab.models import small_googlenet
+from auxlab import Balancer, Objective, TaskMismatchError, schedules
+from auxlab.models import (
+    HeadlineModel,
+    MultiOutputMLP,
+    masked,
+    masked_metric,
+    multilabel_scores,
+    small_googlenet,
+)
 from auxlab.train import ArrayLoader, History, evaluate, fit, load_checkpoint, predict
 
 
@@ -93,7 +99,7 @@ def test_dict_losses_follow_the_models_declared_order() -> None:
 def test_nan_validation_metric_warns_and_falls_back_to_the_validation_loss(
     tmp_path: Path,
 ) -> None:
-    x, y, ya = data()
+    x, _, ya = data()
     one_class = ArrayLoader(x[:8], {"main": torch.ones(8), "aux": ya[:8]}, batch_size=8)
     ckpt = tmp_path / "best.pt"
     with pytest.warns(RuntimeWarning, match=r"val_main_auc.*NaN.*one class.*val_loss_main"):
@@ -127,7 +133,7 @@ def test_early_stopping_must_be_positive(patience: int) -> None:
 
 def test_early_stopping_without_validation_is_an_error() -> None:
     model = TwoHeads()
-    with pytest.raises(ValueError, match="early_stopping needs.*val="):
+    with pytest.raises(ValueError, match=r"early_stopping needs.*val="):
         fit(model, loader(), objective(), early_stopping=2, progress=False)
     assert model.calls == 0
 
@@ -243,7 +249,8 @@ def _assert_sentence(excinfo: pytest.ExceptionInfo[BaseException], path: Path) -
     assert str(path) in str(err)
     # torch's own message advises weights_only=False, which would run the file's code.
     assert "weights_only" not in str(err)
-    assert err.__cause__ is None and (err.__context__ is None or err.__suppress_context__)
+    assert err.__cause__ is None
+    assert err.__context__ is None or err.__suppress_context__
 
 
 def test_empty_checkpoint(tmp_path: Path) -> None:
@@ -297,7 +304,7 @@ def test_checkpoint_folder_that_cannot_be_created_fails_before_training(tmp_path
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     model = TwoHeads()
-    with pytest.raises(ValueError, match="cannot write the checkpoint.*a-file"):
+    with pytest.raises(ValueError, match=r"cannot write the checkpoint.*a-file"):
         fit(model, loader(), objective(), checkpoint=blocker / "run" / "best.pt", progress=False)
     assert model.calls == 0  # before: found only after the first epoch
 
@@ -313,7 +320,7 @@ def test_checkpoint_that_is_a_folder_fails_before_training(tmp_path: Path) -> No
 
 
 def test_balancer_backward_with_floats() -> None:
-    with pytest.raises(TypeError, match="'main' is a float.*tensors from the autograd graph"):
+    with pytest.raises(TypeError, match=r"'main' is a float.*tensors from the autograd graph"):
         Balancer("equal").backward({"main": 0.5, "aux": 0.2})  # type: ignore[dict-item]
 
 
@@ -323,12 +330,12 @@ def test_balancer_backward_with_detached_losses() -> None:
 
 
 def test_predict_none() -> None:
-    with pytest.raises(TypeError, match="data must be batches.*NoneType"):
+    with pytest.raises(TypeError, match=r"data must be batches.*NoneType"):
         predict(TwoHeads(), None)  # type: ignore[arg-type]
 
 
 def test_predict_numpy_says_convert() -> None:
-    with pytest.raises(TypeError, match="torch.as_tensor"):
+    with pytest.raises(TypeError, match=r"torch.as_tensor"):
         predict(TwoHeads(), np.zeros((2, 3), dtype=np.float32))  # type: ignore[arg-type]
 
 
@@ -494,6 +501,10 @@ BAD_CALLS: list[tuple[str, Any, type[BaseException], str]] = [
         ValueError,
         "NaN",
     ),
+    # schedules
+    ("schedule value str", lambda: schedules.constant("1"), TypeError, "value must be a number"),
+    ("schedule steps None", lambda: schedules.linear(1.0, 0.0, None), TypeError, "steps"),
+    ("schedule steps inf", lambda: schedules.cosine(1.0, 0.0, math.inf), ValueError, "steps"),
     (
         "multilabel empty",
         lambda: multilabel_scores(np.zeros((0, 2)), np.zeros((0, 2))),
