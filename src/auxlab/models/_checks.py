@@ -22,6 +22,7 @@ def check_fraction(name: str, value: Any) -> float:
     """A probability in ``[0, 1)`` (dropout), or a clear error."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number in [0, 1), got {value!r}")
-    if not (math.isfinite(value) and 0.0 <= value < 1.0):
+    v = float(value)
+    if not (math.isfinite(v) and 0.0 <= v < 1.0):
         raise ValueError(f"{name} must be in [0, 1), got {value}")
-    return float(value)
+    return v

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import numbers
+import operator
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -38,12 +38,10 @@ class ArrayLoader:
         seed: int = 0,
         drop_last: bool = False,
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
-            raise TypeError(f"batch_size must be an integer, got {batch_size!r}")
+        batch_size = _integer("batch_size", batch_size)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-            raise TypeError(f"seed must be an integer, got {seed!r}")
+        seed = _integer("seed", seed)
         if targets is not None and not isinstance(targets, Mapping):
             raise TypeError(
                 "targets must be a dict {task: tensor} (or None for prediction), got "
@@ -97,6 +95,16 @@ class ArrayLoader:
             )
             y = {k: v[idx] for k, v in self.targets.items()} if self.targets is not None else {}
             yield x, y
+
+
+def _integer(name: str, value: Any) -> int:
+    """``value`` as an int (Python's or numpy's integers), or a TypeError naming it."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {value!r}") from None
 
 
 def call_model(model: Callable[..., Any], inputs: Any) -> Any:
