@@ -145,8 +145,23 @@ class Balancer:
             raise TypeError(f"strategy must be a Strategy, a name or weights, got {strategy!r}")
         if nan_policy not in ("raise", "skip"):
             raise ValueError(f"nan_policy must be 'raise' or 'skip', got {nan_policy!r}")
-        if int(every) != every or every < 1:
+        if isinstance(every, bool) or not isinstance(every, (int, float)):
+            raise TypeError(f"every must be a positive integer, got {every!r}")
+        if not math.isfinite(every) or int(every) != every or every < 1:
             raise ValueError(f"every must be a positive integer, got {every!r}")
+        if grad_mode not in ("auto", "loop", "batched", "layerwise"):
+            raise ValueError(
+                f"grad_mode must be 'auto', 'loop', 'batched' or 'layerwise', got {grad_mode!r}"
+            )
+        if main is not None and not isinstance(main, str):
+            raise TypeError(f"main must be a task name (a string), got {main!r}")
+        if isinstance(tasks, (str, bytes)):
+            raise TypeError(f"tasks must be a list of task names, got the string {tasks!r}")
+        if shared is not None and not isinstance(shared, (nn.Module, Iterable)):
+            raise TypeError(
+                "shared must be the shared module or an iterable of its parameters, got "
+                f"{type(shared).__name__}"
+            )
         self.strategy = strategy
         self.main = main
         self.every = int(every)
@@ -166,10 +181,17 @@ class Balancer:
                 "pass shared=<the shared module or its parameters> to the Balancer."
             )
         if tasks is not None:
-            self._start(dict.fromkeys(tasks))
+            names = list(tasks)
+            if len(set(names)) != len(names):
+                raise ValueError(f"task names must be unique, got {names}")
+            self._start(dict.fromkeys(names))
 
     def _start(self, losses: Mapping[str, Any]) -> None:
         tasks = tuple(losses)
+        if not tasks:
+            raise ValueError("the Balancer needs at least one task")
+        if len(set(tasks)) != len(tasks):
+            raise ValueError(f"task names must be unique, got {list(tasks)}")
         main = self.main or getattr(losses, "main", None) or ("main" if "main" in tasks else None)
         if main is None:
             raise TaskMismatchError(
@@ -219,6 +241,7 @@ class Balancer:
         representation: torch.Tensor | None,
         val_losses: Mapping[str, float] | None,
     ) -> StepRecord:
+        _check_losses(losses)
         if self.tasks is None:
             self._start(losses)
         assert self.tasks is not None
@@ -357,6 +380,29 @@ class Balancer:
 
     def __repr__(self) -> str:
         return f"Balancer({self.strategy!r}, main={self.main!r}, every={self.every})"
+
+
+def _check_losses(losses: Any) -> None:
+    """Losses are ``{task: scalar tensor}`` from the autograd graph, not numbers."""
+    if not isinstance(losses, Mapping):
+        raise TypeError(
+            "backward() takes the losses as a dict {task: scalar loss tensor} (what Objective "
+            f"returns), got {type(losses).__name__}."
+        )
+    if not losses:
+        raise ValueError("backward() got no loss; give {task: scalar loss tensor}")
+    for t, v in losses.items():
+        if not isinstance(v, torch.Tensor):
+            raise TypeError(
+                f"the loss of task '{t}' is a {type(v).__name__} ({v!r}); losses must be tensors "
+                "from the autograd graph (e.g. what Objective returns, or F.mse_loss(...)), "
+                "not numbers: a number has no gradient to follow. Do not call .item() on them."
+            )
+    if not any(v.requires_grad for v in losses.values()):
+        raise ValueError(
+            "no loss is part of the autograd graph (none requires grad), so there is nothing to "
+            "backpropagate: were they computed under torch.no_grad(), or detached?"
+        )
 
 
 def _reused(decision: Decision) -> Decision:

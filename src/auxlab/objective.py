@@ -26,6 +26,7 @@ from auxlab._losses import (
     METRICS,
     NEEDS_ALIGN,
     LossFn,
+    LossInputError,
     MetricFn,
     align_target,
     resolve_loss,
@@ -89,8 +90,23 @@ class Objective:
         outputs: Sequence[str] | None = None,
         metrics: Mapping[str, Sequence[str | MetricFn]] | Sequence[str | MetricFn] | None = None,
     ) -> None:
+        if losses is None or not (isinstance(losses, (str, Mapping, Sequence)) or callable(losses)):
+            raise TypeError(
+                "losses must be a loss name ('mse'), a callable, a dict {task: loss} or a list "
+                f"matched to the outputs, got {type(losses).__name__}."
+            )
+        if isinstance(outputs, (str, bytes)):
+            raise TypeError(
+                f"outputs must be a list of task names, got the string {outputs!r}; "
+                f"write outputs=[{outputs!r}]."
+            )
+        if main is not None and not isinstance(main, str):
+            raise TypeError(f"main must be a task name (a string), got {type(main).__name__}")
         self._spec = losses
         self._metric_spec = metrics
+        # Whether the task order was declared (outputs=, or a list of losses) rather than
+        # taken from a dict's keys: a declared order must agree with the model's.
+        self._declared_order = outputs is not None
         self._main_arg = main
         self.tasks: tuple[str, ...] = ()
         self.loss_names: dict[str, str] = {}
@@ -105,6 +121,14 @@ class Objective:
 
     # -- construction ------------------------------------------------------------------------
     def _build(self, tasks: tuple[str, ...]) -> None:
+        if not tasks:
+            raise ValueError(
+                "the objective has no task: give at least one output (a non-empty dict of "
+                "losses, or outputs=[...])."
+            )
+        bad = [t for t in tasks if not isinstance(t, str) or not t]
+        if bad:
+            raise TypeError(f"task names must be non-empty strings, got {bad!r}")
         if len(set(tasks)) != len(tasks):
             raise ValueError(f"task names must be unique, got {list(tasks)}")
         spec = self._spec
@@ -170,17 +194,45 @@ class Objective:
         """Learn the output order from ``model.output_names`` if the tasks are not known yet.
 
         If they are known and the model declares names, the two are checked against each
-        other. Returns ``self``.
+        other: the same names, and, where the objective's order was declared
+        (``outputs=[...]``), the same order, since a model that returns a tuple is read in
+        that order. An order that came only from the keys of a dict of losses follows the
+        model's. Returns ``self``.
+
+        Raises:
+            TaskMismatchError: If the names differ, or the declared orders differ.
         """
         names = getattr(model, "output_names", None)
         if names is None:
             return self
+        if isinstance(names, (str, bytes)):
+            raise TypeError(
+                f"the model's output_names must be a tuple of task names, got the string {names!r}"
+            )
         names = tuple(names)
         if not self.tasks:
             self._build(names)
+            self._declared_order = True
         else:
             check_same_tasks(self.tasks, names, "the objective's tasks", "the model's outputs")
+            if names != self.tasks:
+                if self._declared_order:
+                    raise TaskMismatchError(
+                        f"the objective's outputs are in the order {list(self.tasks)} but the "
+                        f"model declares output_names {list(names)}. A model that returns a "
+                        "tuple is read in one order, and the two would swap its outputs' "
+                        "losses: give Objective(outputs=...) the model's order (or leave "
+                        "outputs= out to take it from the model)."
+                    )
+                self._reorder(names)
         return self
+
+    def _reorder(self, names: tuple[str, ...]) -> None:
+        """Put the tasks in the model's declared order (the names are the same)."""
+        self.tasks = names
+        self.loss_names = {t: self.loss_names[t] for t in names}
+        self._losses = {t: self._losses[t] for t in names}
+        self._declared_order = True
 
     # -- use ---------------------------------------------------------------------------------
     def _outputs_as_dict(self, outputs: Any) -> dict[str, torch.Tensor]:
@@ -222,9 +274,28 @@ class Objective:
         losses = {}
         for task in self.tasks:
             pred, target = out[task], targets[task]
-            if self.loss_names[task] in NEEDS_ALIGN:
-                target = align_target(pred, target, task)
-            loss = self._losses[task](pred, target)
+            for what, x in (("output", pred), ("target", target)):
+                if not isinstance(x, torch.Tensor):
+                    raise TypeError(
+                        f"task '{task}': the {what} must be a tensor, got {type(x).__name__}"
+                        + (" (convert it with torch.as_tensor)" if what == "target" else "")
+                    )
+            name = self.loss_names[task]
+            try:
+                if name in NEEDS_ALIGN:
+                    target = align_target(pred, target, task)
+                loss = self._losses[task](pred, target)
+            except LossInputError as e:
+                msg = str(e)
+                prefix = f"task '{task}'"
+                raise LossInputError(
+                    msg if msg.startswith(prefix) else f"{prefix}: {msg}"
+                ) from None
+            if not isinstance(loss, torch.Tensor):
+                raise TypeError(
+                    f"the loss of task '{task}' returned {type(loss).__name__}; a loss must "
+                    "return a scalar tensor that is part of the graph."
+                )
             if loss.ndim != 0:
                 raise ValueError(
                     f"the loss of task '{task}' returned shape {tuple(loss.shape)}; a loss must "
@@ -240,7 +311,10 @@ class Objective:
         result: dict[str, float] = {}
         for task, fns in self.metrics.items():
             for name, fn in fns.items():
-                value = float(fn(outputs[task].detach(), targets[task]))
+                try:
+                    value = float(fn(outputs[task].detach(), targets[task]))
+                except LossInputError as e:
+                    raise LossInputError(f"task '{task}', metric '{name}': {e}") from None
                 result[f"{task}_{name}"] = value if math.isfinite(value) else float("nan")
         return result
 

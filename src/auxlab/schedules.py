@@ -9,6 +9,7 @@ Steps count optimizer steps (Balancer steps), from 0. Use them with
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -72,11 +73,15 @@ class _Piecewise:
 
 
 def _check_steps(steps: int) -> None:
-    if int(steps) != steps or steps < 1:
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Real):
+        raise TypeError(f"steps must be a positive integer, got {steps!r}")
+    if not math.isfinite(steps) or int(steps) != steps or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
 
 
 def _check_value(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number >= 0 (it is a loss weight), got {value!r}")
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number >= 0 (it is a loss weight), got {value}")
 

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from auxlab.models._checks import check_fraction, check_int
+
 __all__ = ["GOOGLENET_AUX_WEIGHT", "GoogLeNetAuxHead", "googlenet_loss_weights"]
 
 #: The weight of each auxiliary classifier's loss in GoogLeNet (Szegedy et al., 2015, §5).
@@ -105,10 +107,8 @@ class GoogLeNetAuxHead(nn.Module):
             ("conv_channels", conv_channels),
             ("fc_units", fc_units),
         ):
-            if int(v) != v or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+            check_int(name, v)
+        check_fraction("dropout", dropout)
         self.in_channels = in_channels
         self.in_size = as_pair(in_size)
         h, w = ((s - pool_kernel) // pool_stride + 1 for s in self.in_size)

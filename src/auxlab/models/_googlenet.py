@@ -29,6 +29,7 @@ from auxlab.models._aux_classifier import (
     GoogLeNetAuxHead,
     googlenet_loss_weights,
 )
+from auxlab.models._checks import check_fraction, check_int
 from auxlab.models._heads import AuxHeads, attach_heads
 
 __all__ = [
@@ -208,8 +209,15 @@ class SmallInception(nn.Module):
         seed: int | None = None,
     ) -> None:
         super().__init__()
+        check_int("num_classes", num_classes)
+        check_int("in_channels", in_channels)
+        check_int("image_size", image_size)
+        check_int("stem_stride", stem_stride)
+        check_fraction("dropout", dropout)
+        if isinstance(width, bool) or not isinstance(width, (int, float)):
+            raise TypeError(f"width must be a number > 0, got {width!r}")
         with _seeded(seed):
-            if not width > 0:
+            if not (math.isfinite(width) and width > 0):
                 raise ValueError(f"width must be > 0, got {width}")
 
             def scaled(c: int) -> int:

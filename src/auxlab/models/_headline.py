@@ -13,6 +13,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from auxlab.models._checks import check_int
+
 __all__ = ["HeadlineModel"]
 
 Task = Literal["binary", "regression", "multiclass"]
@@ -76,14 +78,17 @@ class HeadlineModel(nn.Module):
             ("lstm_units", lstm_units),
             ("hidden", hidden),
         ):
-            if v < 1:
-                raise ValueError(f"{name} must be >= 1, got {v}")
+            check_int(name, v)
+        check_int("num_side", num_side, minimum=-(2**62))  # the type; the range below
+        check_int("depth", depth, minimum=-(2**62))
         if num_side < 0 or depth < 0:
-            raise ValueError("num_side and depth must be >= 0")
+            raise ValueError(f"num_side and depth must be >= 0, got {num_side} and {depth}")
         if task not in ("binary", "regression", "multiclass"):
             raise ValueError(f"task must be 'binary', 'regression' or 'multiclass', got {task!r}")
         if init not in ("keras", "torch"):
             raise ValueError(f"init must be 'keras' or 'torch', got {init!r}")
+        if task == "multiclass":
+            check_int("num_classes", num_classes, minimum=2)
         self.seq_len = seq_len
         self.num_side = num_side
         self.task = task

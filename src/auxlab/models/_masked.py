@@ -15,7 +15,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from auxlab._losses import LossFn, MetricFn, resolve_loss
+from auxlab._losses import (
+    LossFn,
+    LossInputError,
+    MetricFn,
+    check_binary_target,
+    check_class_ids,
+    check_probabilities,
+    check_same_shape,
+    resolve_loss,
+)
 
 __all__ = ["masked", "masked_metric", "multilabel_scores"]
 
@@ -73,8 +82,10 @@ def masked(loss: str | LossFn) -> LossFn:
     }
 
     def loss_fn(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        _check_tensors(pred, target)
         zero = pred.sum() * 0.0
         if name == "ce":
+            check_class_ids(pred, target, allow_missing=True)
             t = target.reshape(-1)
             miss = _missing(t, "ce")
             keep = ~miss
@@ -82,6 +93,11 @@ def masked(loss: str | LossFn) -> LossFn:
                 return zero
             ids = torch.where(keep, t, torch.zeros_like(t)).long()
             return F.cross_entropy(pred[keep], ids[keep]) + zero
+        check_same_shape(pred, target, "target (NaN marks a missing value)")
+        if name == "bce":
+            check_probabilities(pred)
+        if name in ("bce", "bce_logits"):
+            check_binary_target(target, name)
         t = target.reshape(pred.shape).to(pred.dtype)
         keep = ~torch.isnan(t)
         if not bool(keep.any()):
@@ -96,7 +112,14 @@ def masked(loss: str | LossFn) -> LossFn:
     return loss_fn
 
 
+def _check_tensors(pred: torch.Tensor, target: torch.Tensor) -> None:
+    for what, x in (("output", pred), ("target", target)):
+        if not isinstance(x, torch.Tensor):
+            raise LossInputError(f"the {what} must be a tensor, got {type(x).__name__}")
+
+
 def _observed(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    check_same_shape(pred, target, "target (NaN marks a missing value)")
     p = pred.reshape(-1).double()
     t = target.reshape(-1).double()
     keep = ~torch.isnan(t)
@@ -119,20 +142,22 @@ def masked_metric(name: str, loss_name: str) -> MetricFn:
     """
 
     def metric(pred: torch.Tensor, target: torch.Tensor) -> float:
+        _check_tensors(pred, target)
         if name == "accuracy":
             if loss_name == "ce":
+                check_class_ids(pred, target, allow_missing=True)
                 t = target.reshape(-1)
                 keep = ~_missing(t, "ce")
                 if not bool(keep.any()):
                     return math.nan
                 hits = pred.argmax(-1)[keep] == t[keep].long()
                 return float(hits.double().mean())
-            p, t = _observed(pred, target.reshape(pred.shape))
+            p, t = _observed(pred, target)
             if p.numel() == 0:
                 return math.nan
             yes = p > (0.5 if loss_name == "bce" else 0.0)
             return float((yes == (t > 0.5)).double().mean())
-        p, t = _observed(pred, target.reshape(pred.shape))
+        p, t = _observed(pred, target)
         if p.numel() == 0:
             return math.nan
         if name == "mae":
@@ -180,6 +205,12 @@ def multilabel_scores(
     y = targets.detach().cpu().numpy() if isinstance(targets, torch.Tensor) else np.asarray(targets)
     if s.shape != y.shape or s.ndim != 2:
         raise ValueError(f"scores and targets must both be (n, L), got {s.shape} and {y.shape}")
+    if s.shape[0] == 0:
+        raise ValueError("scores and targets have no rows; multi-label scores need at least one")
+    if not (np.issubdtype(s.dtype, np.number) and np.issubdtype(y.dtype, np.number)):
+        raise TypeError(f"scores and targets must be numeric, got {s.dtype} and {y.dtype}")
+    if not np.isfinite(s).all():
+        raise ValueError("scores hold NaN or inf; pass finite probabilities (or 0/1 predictions)")
     pred = s > threshold
     true = y > 0.5
     tp = (pred & true).sum(0).astype(float)

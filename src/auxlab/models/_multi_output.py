@@ -24,6 +24,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from auxlab.models._checks import check_fraction, check_int
 from auxlab.models._masked import masked, masked_metric, multilabel_scores
 from auxlab.objective import LossFn, MetricFn, Objective, resolve_loss
 
@@ -68,8 +69,7 @@ class Target:
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
             raise ValueError(f"unknown target kind {self.kind!r}; kinds are {list(_KINDS)}")
-        if int(self.size) != self.size or self.size < 1:
-            raise ValueError(f"size must be a positive integer, got {self.size!r}")
+        check_int("size", self.size)
         if self.kind == "binary" and self.size != 1:
             raise ValueError("a 'binary' target has one logit; use 'multilabel' for several")
         if self.kind == "multiclass" and self.size < 2:
@@ -88,7 +88,7 @@ class Target:
         if isinstance(spec, str):
             return cls(spec)  # type: ignore[arg-type]
         if isinstance(spec, tuple) and len(spec) == 2:
-            return cls(spec[0], int(spec[1]))  # type: ignore[arg-type]
+            return cls(spec[0], check_int("the size of a target", spec[1]))  # type: ignore[arg-type]
         raise TypeError(
             f"a target is 'regression', 'binary', ('multiclass', n), ('multilabel', n), "
             f"('regression', n) or a Target; got {spec!r}"
@@ -139,18 +139,24 @@ class MultiOutputMLP(nn.Module):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        if in_features < 1:
-            raise ValueError(f"in_features must be >= 1, got {in_features}")
+        check_int("in_features", in_features)
         if not isinstance(targets, Mapping) or not targets:
             raise TypeError("targets must be a non-empty dict {name: kind}")
+        bad = [t for t in targets if not isinstance(t, str) or not t]
+        if bad:
+            raise TypeError(f"target names must be non-empty strings, got {bad!r}")
+        if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence):
+            raise TypeError(f"hidden must be a list of layer widths (e.g. (64,)), got {hidden!r}")
+        for i, h in enumerate(hidden):
+            check_int(f"hidden[{i}]", h)
         if main is not None and main not in targets:
             raise ValueError(f"main target {main!r} is not one of the targets {list(targets)}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        check_fraction("dropout", dropout)
         if init not in ("he_uniform", "torch"):
             raise ValueError(f"init must be 'he_uniform' or 'torch', got {init!r}")
         self.targets = {name: Target.parse(spec) for name, spec in targets.items()}
         self.output_names = tuple(self.targets)
+        self.in_features = int(in_features)
         self.main = main
         # Built under a forked, seeded generator when a seed is given, so PyTorch's own
         # initialisation in the constructors does not draw from the caller's generator.
@@ -195,6 +201,11 @@ class MultiOutputMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``{target: output}`` for inputs ``(batch, in_features)``."""
+        if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != self.in_features:
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(
+                f"MultiOutputMLP takes inputs of shape (batch, {self.in_features}), got {got}"
+            )
         z = self.trunk(x)
         out = {}
         for name, head in self.heads.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -14,9 +15,34 @@ from auxlab.train._loader import ArrayLoader, Batch, call_model, device_of, to_d
 __all__ = ["evaluate", "predict"]
 
 
+def _name_outputs(out: tuple[Any, ...] | list[Any], names: Any) -> dict[Any, Any]:
+    """A tuple of outputs keyed by the declared output names (by position without names)."""
+    if not names:
+        return dict(enumerate(out))
+    names = tuple(names)
+    if len(names) != len(out):
+        raise ValueError(
+            f"the model returned {len(out)} outputs but {len(names)} output names are declared "
+            f"({list(names)})"
+        )
+    return dict(zip(names, out, strict=True))
+
+
+def _check_data(name: str, data: Any) -> None:
+    if data is None or isinstance(data, (str, bytes)) or not isinstance(data, Iterable):
+        raise TypeError(
+            f"{name} must be batches (an ArrayLoader, a DataLoader, a list of batches), or for "
+            f"predict a tensor or a dict of tensors; got {type(data).__name__}."
+        )
+
+
 @torch.no_grad()
 def _collect(
-    model: nn.Module, data: Iterable[Any], device: torch.device, with_targets: bool
+    model: nn.Module,
+    data: Iterable[Any],
+    device: torch.device,
+    with_targets: bool,
+    names: tuple[str, ...] | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], list[int]]:
     outs: dict[str, list[torch.Tensor]] = {}
     tgts: dict[str, list[torch.Tensor]] = {}
@@ -36,8 +62,17 @@ def _collect(
             if isinstance(out, torch.Tensor):
                 out = {"main": out}
             if not isinstance(out, Mapping):
-                out = dict(enumerate(out))
+                if not isinstance(out, (tuple, list)):
+                    raise TypeError(
+                        "the model must return a tensor, a dict {task: tensor} or a tuple of "
+                        f"tensors, got {type(out).__name__}"
+                    )
+                out = _name_outputs(out, names or getattr(model, "output_names", None))
             for k, v in out.items():
+                if not isinstance(v, torch.Tensor):
+                    raise TypeError(
+                        f"the model's output '{k}' is a {type(v).__name__}, not a tensor"
+                    )
                 outs.setdefault(k, []).append(v.detach())
             for k, v in (targets or {}).items():
                 tgts.setdefault(k, []).append(to_device(v, device))
@@ -61,10 +96,19 @@ def evaluate(
         computed on all predictions at once, so they equal the per-example mean for the
         built-in (mean-reduced) losses.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(objective, Objective):
+        raise TypeError(f"objective must be an auxlab.Objective, got {type(objective).__name__}")
+    _check_data("data", data)
     objective.bind(model)
-    outputs, targets, _ = _collect(model, data, device_of(model), with_targets=True)
+    names = objective.tasks or None
+    outputs, targets, _ = _collect(model, data, device_of(model), True, names)
     if not outputs:
-        raise ValueError("evaluate() got no batches")
+        raise ValueError(
+            "evaluate() got no batches: the data is empty, or an iterator (a generator) that "
+            "an earlier pass used up; pass a re-iterable such as an ArrayLoader."
+        )
     with torch.no_grad():
         losses = objective(outputs, targets)
     result = {f"{prefix}loss_{t}": float(v) for t, v in losses.items()}
@@ -90,9 +134,22 @@ def predict(
         main: Name of the main output.
         batch_size: Rows per batch for in-memory inputs.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(main, str):
+        raise TypeError(f"main must be an output name (a string), got {main!r}")
+    if isinstance(data, np.ndarray):
+        raise TypeError(
+            "predict takes torch tensors, got a numpy array; convert it with "
+            "torch.as_tensor(x, dtype=torch.float32)."
+        )
     if isinstance(data, (Mapping, torch.Tensor)):
         data = ((x, {}) for x, _ in ArrayLoader(data, None, batch_size=batch_size))
+    else:
+        _check_data("data", data)
     outputs, _, _ = _collect(model, data, device_of(model), with_targets=False)
+    if not outputs:
+        raise ValueError("predict() got no batches: the data is empty (or a used-up iterator)")
     if all_outputs:
         return outputs
     if main not in outputs:

@@ -1,14 +1,17 @@
-"""The training loop: :func:`fit`, one step of it (:func:`train_step`) and optimizers by name.
+"""The training loop: :func:`fit` and one step of it (:func:`train_step`).
 
 ``fit`` is ``Objective`` + ``Balancer`` + an optimizer, with validation each epoch, early
 stopping on the main task's validation metric, a :class:`History`, checkpoints and a
-progress bar. The end-of-epoch bookkeeping lives in ``_checkpoint`` and the display in
-``_progress``.
+progress bar. The end-of-epoch bookkeeping lives in ``_checkpoint``, the display in
+``_progress``, the argument checks in ``_checks`` and the optimizers by name in
+``_optimizers``.
 """
 
 from __future__ import annotations
 
+import math
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,43 +22,22 @@ from torch import nn
 
 from auxlab.balancer import Balancer, StepRecord
 from auxlab.objective import Objective
-from auxlab.train._checkpoint import BestTracker, default_monitor, higher_is_better, save_checkpoint
+from auxlab.train._checkpoint import (
+    BestTracker,
+    default_monitor,
+    higher_is_better,
+    prepare_checkpoint,
+    save_checkpoint,
+)
+from auxlab.train._checks import check_batch, check_fit_args
 from auxlab.train._evaluate import evaluate
 from auxlab.train._history import History
 from auxlab.train._loader import Batch, call_model, device_of, to_device
+from auxlab.train._optimizers import make_optimizer
 from auxlab.train._progress import EpochBar
 from auxlab.weighting import Strategy
 
-__all__ = ["fit", "make_optimizer", "train_step"]
-
-
-def _lr(lr: float | None, default: float) -> float:
-    return default if lr is None else lr  # lr=0.0 is a valid choice, so no `lr or default`
-
-
-_OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "adam": lambda params, lr: torch.optim.Adam(params, lr=_lr(lr, 1e-3)),
-    "adamw": lambda params, lr: torch.optim.AdamW(params, lr=_lr(lr, 1e-3)),
-    "sgd": lambda params, lr: torch.optim.SGD(params, lr=_lr(lr, 1e-2), momentum=0.9),
-    # Keras' RMSprop defaults (lr 1e-3, rho 0.9, epsilon 1e-7), not PyTorch's (1e-2, 0.99, 1e-8).
-    "rmsprop": lambda params, lr: torch.optim.RMSprop(
-        params, lr=_lr(lr, 1e-3), alpha=0.9, eps=1e-7
-    ),
-}
-
-
-def make_optimizer(
-    name: str, params: Iterable[torch.Tensor], lr: float | None = None
-) -> torch.optim.Optimizer:
-    """An optimizer by name: ``"adam"``, ``"adamw"``, ``"sgd"`` or ``"rmsprop"`` (Keras defaults).
-
-    Raises:
-        ValueError: For an unknown name; the message lists the known ones.
-    """
-    key = name.lower()
-    if key not in _OPTIMIZERS:
-        raise ValueError(f"unknown optimizer '{name}'. Known: {', '.join(sorted(_OPTIMIZERS))}.")
-    return _OPTIMIZERS[key](list(params), lr)
+__all__ = ["fit", "make_optimizer", "train_step"]  # make_optimizer: re-exported
 
 
 class _Capture:
@@ -141,17 +123,22 @@ def fit(
             a forward hook at each step.
         monitor: The epoch key for early stopping and the best checkpoint. Default: the
             main task's first validation metric (``val_<main>_<metric>``), else its
-            validation loss.
+            validation loss. If the monitored value is NaN at an epoch (AUC on a
+            validation set with one class, R² on constant targets), ``fit`` warns and
+            follows ``val_loss_<main>`` from then on; :attr:`History.monitor` says which
+            key :attr:`History.best_epoch` is best by.
         mode: Whether a larger ``monitor`` value is better: ``"max"``, ``"min"``, or
             ``"auto"`` (default: keys containing "loss", and the metrics ``mse`` and ``mae``,
             are minimised; other metrics, such as ``auc``, ``accuracy`` and ``r2``, maximised).
-        early_stopping: Stop after this many epochs without improvement of ``monitor``.
+        early_stopping: Stop after this many epochs (>= 1) without improvement of
+            ``monitor``; it needs ``val`` (or an explicit ``monitor``).
         restore_best: With validation data, end with the weights of the best epoch.
         checkpoint: A file to write the best (or, without validation, the last) state to:
             ``{"model", "optimizer", "epoch", "monitor", "history"}``, loadable with
             ``torch.load(path, weights_only=True)``. A relative path is relative to the
             working directory; keep it inside the run's output folder (e.g.
-            ``"runs/headline/best.pt"``), whose missing folders are created.
+            ``"runs/headline/best.pt"``), whose missing folders are created. It is
+            checked before training: a path that cannot be written is an error at once.
         evaluate_train: Batches of training data to evaluate after each epoch (for the
             train/validation gap); e.g. the training set without shuffling.
         progress: Show a progress bar and an epoch summary.
@@ -159,9 +146,21 @@ def fit(
             caller's random state is restored afterwards.
         nan_policy: ``"raise"`` or ``"skip"`` for non-finite losses (see :class:`Balancer`).
         callbacks: Functions called with each epoch's record (after validation).
+
+    Raises:
+        TypeError: For arguments of the wrong kind (``train`` not a re-iterable of
+            ``(inputs, {task: target})`` batches, a generator with ``epochs > 1``, ...).
+        ValueError: For bad values, found before the first step (``epochs < 1``, a negative
+            or NaN ``lr``, ``early_stopping`` < 1 or without validation data, an empty
+            ``train``, a checkpoint path that cannot be written), or during it (a batch
+            with 0 rows, targets that the task's loss cannot take).
+
+    Warns:
+        RuntimeWarning: Once per run, when an epoch did not change the model (every step
+            skipped under ``nan_policy="skip"``, or every weight 0); and when the monitored
+            value is NaN.
     """
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    check_fit_args(locals())
     if seed is None:
         return _fit(**locals())
     with torch.random.fork_rng(devices=[]):
@@ -183,10 +182,13 @@ class _Run:
     val: Iterable[Batch] | None
     evaluate_train: Iterable[Batch] | None
     tracker: BestTracker
+    mode: str
+    monitor_pending: bool  # the default monitor is chosen once the tasks are known
     checkpoint: str | Path | None
     progress: bool
     callbacks: Sequence[Callable[[dict[str, Any]], None]]
     capture: _Capture | None
+    warned_unchanged: bool = False  # "this epoch did not change the model" was said
 
 
 def _fit(
@@ -211,6 +213,8 @@ def _fit(
     nan_policy: Any,
     callbacks: Sequence[Callable[[dict[str, Any]], None]],
 ) -> History:
+    if checkpoint is not None:
+        checkpoint = prepare_checkpoint(checkpoint)
     objective.bind(model)
     balancer = (
         strategy
@@ -236,8 +240,9 @@ def _fit(
                 "that the optimizer does not update; build it with "
                 "list(model.parameters()) + balancer.parameters()."
             )
-    if monitor is None and val is not None:
-        monitor = default_monitor(objective)
+    pending = monitor is None and val is not None
+    if pending and objective.tasks:
+        monitor, pending = default_monitor(objective), False
     higher = higher_is_better(monitor, mode)
     capture = _Capture(representation) if representation is not None else None
     run = _Run(
@@ -251,6 +256,8 @@ def _fit(
         val=val,
         evaluate_train=evaluate_train,
         tracker=BestTracker(monitor, higher, early_stopping, restore_best),
+        mode=mode,
+        monitor_pending=pending,
         checkpoint=checkpoint,
         progress=progress,
         callbacks=callbacks,
@@ -272,6 +279,13 @@ def _epochs(run: _Run) -> History:
         start = time.perf_counter()
         bar = EpochBar(run.train, total_steps, epoch, run.epochs, run.progress)
         ep = _train_epoch(run, bar, epoch, device, history)
+        if run.monitor_pending:  # the tasks were learned from the first batch
+            tracker.monitor = default_monitor(run.objective)
+            tracker.higher = higher_is_better(tracker.monitor, run.mode)
+            tracker.best = -math.inf if tracker.higher else math.inf
+            run.monitor_pending = False
+        if run.val is not None:
+            tracker.fallback = f"val_loss_{run.objective.main}"
         if run.evaluate_train is not None:
             # Train-set losses measured after the epoch are "train_eval_loss_<task>", kept
             # apart from "train_loss_<task>", the running mean during the epoch.
@@ -303,7 +317,9 @@ def _train_epoch(
     run.model.train()
     sums: dict[str, float] = {}
     counts = 0
+    changed = 0  # steps that could change the model: applied, with a weight other than 0
     for i, batch in enumerate(bar):
+        check_batch(batch, i, epoch)
         record = train_step(
             run.model, to_device(batch, device), run.objective, run.balancer, run.opt, run.capture
         )
@@ -315,11 +331,34 @@ def _train_epoch(
         if record.skipped:
             continue
         counts += 1
+        coef = record.shared_weights or {}
+        if any(w != 0 for w in record.weights.values()) or any(w != 0 for w in coef.values()):
+            changed += 1
         for k, v in row.items():
             if k.startswith(("loss_", "weight_")) or k == "total":
                 sums[k] = sums.get(k, 0.0) + v
         bar.step(i, record)
     bar.close()
+    steps = len([r for r in history.steps if r["epoch"] == epoch])
+    if steps == 0:
+        raise ValueError(
+            f"train gave no batch in epoch {epoch}; there is nothing to train on. If it is a "
+            "generator or an iterator, it is used up after one pass: pass a re-iterable such "
+            "as an ArrayLoader or a DataLoader."
+        )
+    if changed == 0 and not run.warned_unchanged:
+        run.warned_unchanged = True  # once per run: the next epochs would say the same
+        why = (
+            f"all {steps} steps were skipped because a loss was not finite "
+            "(nan_policy='skip'); check the inputs and targets for NaN or inf"
+            if counts == 0
+            else f"the weight of every task was 0 at each of its {counts} steps"
+        )
+        warnings.warn(
+            f"epoch {epoch} did not change the model: {why}. (Said once per run.)",
+            RuntimeWarning,
+            stacklevel=4,
+        )
     ep: dict[str, Any] = {"epoch": epoch}
     for k, v in sums.items():
         ep[("train_" + k) if not k.startswith("weight_") else k] = v / max(counts, 1)

@@ -31,6 +31,8 @@ class History:
             a monitor.
         stopped_epoch: The epoch (from 1) at which early stopping ended the run, or
             ``None`` if it ran all its epochs.
+        monitor: The epoch key that :attr:`best_epoch` is best by: ``fit``'s ``monitor``,
+            or the main task's validation loss when that metric was NaN (``fit`` warns).
     """
 
     def __init__(
@@ -40,8 +42,14 @@ class History:
         self.epochs: list[dict[str, Any]] = epochs or []
         self.stopped_epoch: int | None = None
         self.best_epoch: int | None = None
+        self.monitor: str | None = None
 
     def __getitem__(self, key: str) -> list[Any]:
+        if not isinstance(key, str):
+            raise TypeError(
+                f"History is indexed by a key such as 'val_loss_main', got {key!r}; "
+                "history.epochs[k - 1] is the record of epoch k."
+            )
         if any(key in e for e in self.epochs):
             return [e.get(key, math.nan) for e in self.epochs]
         if any(key in s for s in self.steps):
@@ -56,6 +64,7 @@ class History:
             "epochs": self.epochs,
             "stopped_epoch": self.stopped_epoch,
             "best_epoch": self.best_epoch,
+            "monitor": self.monitor,
         }
 
     def save(self, path: str | Path) -> None:
@@ -64,10 +73,30 @@ class History:
 
     @classmethod
     def load(cls, path: str | Path) -> History:
-        """Read a history written by :meth:`save`."""
-        data = json.loads(Path(path).read_text())
+        """Read a history written by :meth:`save`.
+
+        Raises:
+            ValueError: If the file is not a history written by :meth:`save` (not JSON, cut
+                short, or without its ``steps`` and ``epochs`` lists).
+        """
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(
+                f"'{path}' is not a History written by History.save (not JSON, or cut short: {e})."
+            ) from None
+        if not (
+            isinstance(data, dict)
+            and isinstance(data.get("steps"), list)
+            and isinstance(data.get("epochs"), list)
+        ):
+            raise ValueError(
+                f"'{path}' is JSON but not a History written by History.save: it needs lists "
+                "'steps' and 'epochs'."
+            )
         h = cls(data["steps"], data["epochs"])
         h.stopped_epoch, h.best_epoch = data.get("stopped_epoch"), data.get("best_epoch")
+        h.monitor = data.get("monitor")
         return h
 
     def __repr__(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -37,13 +38,33 @@ class ArrayLoader:
         seed: int = 0,
         drop_last: bool = False,
     ) -> None:
-        tensors = dict(inputs) if isinstance(inputs, Mapping) else {"": inputs}
-        sizes = {k: len(v) for k, v in tensors.items()}
-        sizes.update({f"target '{k}'": len(v) for k, v in (targets or {}).items()})
-        if len(set(sizes.values())) != 1:
-            raise ValueError(f"inputs and targets must have the same number of rows, got {sizes}")
+        batch_size = _integer("batch_size", batch_size)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        seed = _integer("seed", seed)
+        if targets is not None and not isinstance(targets, Mapping):
+            raise TypeError(
+                "targets must be a dict {task: tensor} (or None for prediction), got "
+                f"{type(targets).__name__}"
+            )
+        tensors = dict(inputs) if isinstance(inputs, Mapping) else {"": inputs}
+        if not tensors:
+            raise ValueError("inputs is an empty dict; give {name: tensor} for the model's inputs")
+        named = {("inputs" if k == "" else f"input '{k}'"): v for k, v in tensors.items()}
+        named.update({f"target '{k}'": v for k, v in (targets or {}).items()})
+        for what, v in named.items():
+            if not isinstance(v, torch.Tensor):
+                raise TypeError(
+                    f"{what} must be a torch tensor, got {type(v).__name__}; convert it with "
+                    "torch.as_tensor(x) (and dtype=torch.float32 for float64 arrays)."
+                )
+            if v.ndim == 0:
+                raise ValueError(f"{what} is a 0-d tensor; it needs one row per example")
+        sizes = {what: len(v) for what, v in named.items()}
+        if len(set(sizes.values())) != 1:
+            raise ValueError(f"inputs and targets must have the same number of rows, got {sizes}")
+        if next(iter(sizes.values())) == 0:
+            raise ValueError("inputs and targets have 0 rows; there is nothing to batch")
         self.inputs = inputs
         self.targets = dict(targets) if targets is not None else None
         self.batch_size = batch_size
@@ -74,6 +95,16 @@ class ArrayLoader:
             )
             y = {k: v[idx] for k, v in self.targets.items()} if self.targets is not None else {}
             yield x, y
+
+
+def _integer(name: str, value: Any) -> int:
+    """``value`` as an int (Python's or numpy's integers), or a TypeError naming it."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {value!r}") from None
 
 
 def call_model(model: Callable[..., Any], inputs: Any) -> Any:
