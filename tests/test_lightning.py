@@ -71,7 +71,9 @@ class Module(pl.LightningModule):
 
 def batches(n: int = 4, size: int = 8) -> list[tuple[torch.Tensor, torch.Tensor]]:
     g = torch.Generator().manual_seed(1)
-    return [(torch.randn(size, 4, generator=g), torch.randn(size, 2, generator=g)) for _ in range(n)]
+    return [
+        (torch.randn(size, 4, generator=g), torch.randn(size, 2, generator=g)) for _ in range(n)
+    ]
 
 
 def fit(module: pl.LightningModule, data: list, **kwargs: object) -> None:

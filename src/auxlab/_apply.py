@@ -90,7 +90,7 @@ def apply_decision(
 
 
 def _plain_backward(tensor: torch.Tensor, **kwargs: object) -> None:
-    tensor.backward(**kwargs)  # type: ignore[arg-type]
+    tensor.backward(**kwargs)
 
 
 def backward_others(

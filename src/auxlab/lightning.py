@@ -93,9 +93,7 @@ def balanced_backward(
             under DDP without a distributed Balancer.
     """
     _check(module, balancer)
-    return balancer.backward(
-        losses, representation, val_losses, backward=_manual_backward(module)
-    )
+    return balancer.backward(losses, representation, val_losses, backward=_manual_backward(module))
 
 
 def balanced_step(
