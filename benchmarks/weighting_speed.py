@@ -201,6 +201,7 @@ def plain_step(net: nn.Module, x: tuple[Any, ...], y: dict[str, torch.Tensor], l
         total.backward()
         opt.step()
 
+    step.net = net  # type: ignore[attr-defined]
     return step
 
 
@@ -218,6 +219,7 @@ def auxlab_step(name: str, net: nn.Module, x: Any, y: Any, loss: Any) -> Any:
         opt.step()
 
     step.balancer = balancer  # type: ignore[attr-defined]
+    step.net = net  # type: ignore[attr-defined]
     return step
 
 
@@ -333,6 +335,76 @@ def libmtl_step(name: str, net: nn.Module, x: Any, y: Any, loss: Any) -> Any:
     return step
 
 
+# -- The floor of an exact per-task gradient step ---------------------------------------------
+#
+# A step that reads exact per-task gradients on the trunk cannot cost less than one forward,
+# T backwards through the trunk (one per task: the gradients differ, so do the passes), one
+# backward through the heads and the optimizer's step; the plain step is one forward, one
+# backward and the step. The pieces are timed separately, interleaved with the steps.
+
+PARTS = ("forward", "backward", "trunk", "heads", "apply")
+
+
+def floor_parts(net: nn.Module, x: Any, y: Any, loss: Any, device: torch.device) -> Any:
+    """A closure that times the pieces of a step once per call into ``parts.times``."""
+    trunk = [p for p in net.trunk.parameters() if p.requires_grad]
+    ids = {id(p) for p in trunk}
+    others = [p for p in net.parameters() if p.requires_grad and id(p) not in ids]
+    opt = torch.optim.SGD(net.parameters(), lr=1e-4)
+    times: dict[str, list[float]] = {k: [] for k in PARTS}
+
+    def timed(key: str, fn: Callable[[], Any]) -> Any:
+        _sync(device)
+        start = time.perf_counter()
+        out = fn()
+        _sync(device)
+        times[key].append(time.perf_counter() - start)
+        return out
+
+    def forward() -> tuple[torch.Tensor, torch.Tensor]:
+        out, z = net(*x)
+        total = sum((1.0 if t == "main" else WEIGHT) * loss(o, y[t]) for t, o in out.items())
+        return total, z
+
+    def step() -> None:
+        total, z = timed("forward", forward)
+        params = trunk + others
+        timed("backward", lambda: torch.autograd.grad(total, params, retain_graph=True))
+        # Heads: from the losses to the representation and the heads' parameters.
+        got = timed("heads", lambda: torch.autograd.grad(total, [z, *others], retain_graph=True))
+        # One task's pass through the trunk, from a gradient on the representation.
+        timed("trunk", lambda: torch.autograd.grad(z, trunk, grad_outputs=got[0]))
+        for p in net.parameters():
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        timed("apply", opt.step)
+
+    step.times = times  # type: ignore[attr-defined]
+    return step
+
+
+def count_trunk_passes(step: Any) -> int | None:
+    """Backward passes through the trunk in one step: calls of its first parameter's hook.
+
+    A pass batched over the tasks (``grad_way="batched"``, ``torch.vmap``) counts once.
+    """
+    net = getattr(step, "net", None)
+    if net is None:
+        return None
+    first = next(p for p in net.trunk.parameters() if p.requires_grad)
+    calls = [0]
+
+    def hook(grad: torch.Tensor) -> None:
+        calls[0] += 1
+
+    handle = first.register_hook(hook)
+    try:
+        step()
+    finally:
+        handle.remove()
+    return calls[0]
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -368,6 +440,8 @@ def bench_setting(
                 impls[("libmtl", name)] = libmtl_step(name, copy.deepcopy(net0), x, y, loss)
             except Exception as exc:
                 skipped.append(f"libmtl/{name}: {type(exc).__name__}: {exc}")
+    parts = floor_parts(copy.deepcopy(net0), x, y, loss, device)
+    impls[("floor", "parts")] = parts
     times: dict[tuple[str, str], list[float]] = {k: [] for k in impls}
     failed: dict[tuple[str, str], str] = {}
     peak: dict[tuple[str, str], float | None] = {}
@@ -395,6 +469,14 @@ def bench_setting(
                 if device.type == "cuda":
                     peak[key] = max(peak.get(key) or 0.0, torch.cuda.max_memory_allocated() / 2**20)
     base = statistics.median(times[("plain", "weighted-sum")])
+    del impls[("floor", "parts")]
+    part = {k: statistics.median(v) for k, v in parts.times.items() if v}
+    exact_floor = (
+        (part["forward"] + tasks * part["trunk"] + part["heads"] + part["apply"])
+        / (part["forward"] + part["backward"] + part["apply"])
+        if len(part) == len(PARTS)
+        else None
+    )
     records = []
     for key in impls:
         impl, name = key
@@ -414,10 +496,15 @@ def bench_setting(
             "error": failed.get(key, ""),
         }
         balancer = getattr(impls[key], "balancer", None)
-        if balancer is not None and balancer.strategy.needs & {Need.GRADS, Need.GRAMIAN}:
+        exact = balancer is not None and bool(balancer.strategy.needs & {Need.GRADS, Need.GRAMIAN})
+        if exact:
             # How the Balancer computed the Gramian / gradients after its timing steps.
             rec["gramian_way"] = balancer.gramian_way
             rec["grad_way"] = balancer._source.grad_way
+        # The floor applies to steps that read exact per-task gradients on the trunk.
+        rec["floor_ratio"] = exact_floor if exact else None
+        rec["backward_passes"] = None if key in failed else count_trunk_passes(impls[key])
+        rec["part_seconds"] = part
         records.append(rec)
     for s in skipped:
         print(f"  skipped {s}", file=sys.stderr)
@@ -497,7 +584,9 @@ def main(argv: list[str] | None = None) -> int:
             f"\n{model} T={tasks} on {device.type} ({time.perf_counter() - t0:.0f} s, "
             f"{torch.get_num_threads()} threads, median of {rounds} interleaved rounds)"
         )
-        print(f"  {'strategy':<18}{'auxlab':>9}{'torchjd':>9}{'libmtl':>9}")
+        print(
+            f"  {'strategy':<18}{'auxlab':>9}{'torchjd':>9}{'libmtl':>9}{'floor':>8}{'passes':>8}"
+        )
         by = {(r["implementation"], r["strategy"]): r for r in recs}
         for name in ["weighted-sum", *strategies]:
             cells = []
@@ -509,7 +598,11 @@ def main(argv: list[str] | None = None) -> int:
                     cells.append("error")
                 else:
                     cells.append(f"{r['ratio']:.2f}x")
-            print(f"  {name:<18}" + "".join(f"{c:>9}" for c in cells))
+            r = by.get(("auxlab", name)) or by.get(("plain", name)) or {}
+            fl = f"{r['floor_ratio']:.2f}x" if r.get("floor_ratio") else ""
+            passes = r.get("backward_passes")
+            passes = "" if passes is None else str(passes)
+            print(f"  {name:<18}" + "".join(f"{c:>9}" for c in cells) + f"{fl:>8}{passes:>8}")
         for r in recs:
             if r["error"]:
                 print(f"  error {r['implementation']}/{r['strategy']}: {r['error']}")
