@@ -176,6 +176,7 @@ def make_setting(
 # Implementations: each is a factory (net) -> step() closure owning its optimizer.
 
 WEIGHT = 0.2  # auxiliary weight of the plain step
+GRAD_MODE = ["auto"]  # the Balancer's grad_mode, set by --grad-mode
 
 
 def _examples(names: list[str]) -> dict[str, Any]:
@@ -208,7 +209,9 @@ def plain_step(net: nn.Module, x: tuple[Any, ...], y: dict[str, torch.Tensor], l
 def auxlab_step(name: str, net: nn.Module, x: Any, y: Any, loss: Any) -> Any:
     factory = _examples(net.names).get(name)
     strategy = factory() if factory else create(name)
-    balancer = Balancer(strategy, shared=net.trunk, tasks=net.names, main="main")
+    balancer = Balancer(
+        strategy, shared=net.trunk, tasks=net.names, main="main", grad_mode=GRAD_MODE[0]
+    )
     opt = torch.optim.SGD(list(net.parameters()) + balancer.parameters(), lr=1e-4)
 
     def step() -> None:
@@ -342,10 +345,10 @@ def libmtl_step(name: str, net: nn.Module, x: Any, y: Any, loss: Any) -> Any:
 # backward through the heads and the optimizer's step; the plain step is one forward, one
 # backward and the step. The pieces are timed separately, interleaved with the steps.
 
-PARTS = ("forward", "backward", "trunk", "heads", "apply")
+PARTS = ("forward", "backward", "trunk", "heads", "apply", "matrix")
 
 
-def floor_parts(net: nn.Module, x: Any, y: Any, loss: Any, device: torch.device) -> Any:
+def floor_parts(net: nn.Module, x: Any, y: Any, loss: Any, device: torch.device, tasks: int) -> Any:
     """A closure that times the pieces of a step once per call into ``parts.times``."""
     trunk = [p for p in net.trunk.parameters() if p.requires_grad]
     ids = {id(p) for p in trunk}
@@ -373,7 +376,16 @@ def floor_parts(net: nn.Module, x: Any, y: Any, loss: Any, device: torch.device)
         # Heads: from the losses to the representation and the heads' parameters.
         got = timed("heads", lambda: torch.autograd.grad(total, [z, *others], retain_graph=True))
         # One task's pass through the trunk, from a gradient on the representation.
-        timed("trunk", lambda: torch.autograd.grad(z, trunk, grad_outputs=got[0]))
+        grads = timed("trunk", lambda: torch.autograd.grad(z, trunk, grad_outputs=got[0]))
+
+        # What exact per-task gradients add besides the passes: the (T, d) matrix, its
+        # Gramian and one combination of its rows (a strategy's own solve not included).
+        def matrix() -> torch.Tensor:
+            flat = torch.cat([g.reshape(-1) for g in grads])
+            jac = torch.stack([flat] * tasks)
+            return torch.ones(tasks, dtype=jac.dtype, device=jac.device) @ (jac @ jac.T) @ jac
+
+        timed("matrix", matrix)
         for p in net.parameters():
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
@@ -440,7 +452,7 @@ def bench_setting(
                 impls[("libmtl", name)] = libmtl_step(name, copy.deepcopy(net0), x, y, loss)
             except Exception as exc:
                 skipped.append(f"libmtl/{name}: {type(exc).__name__}: {exc}")
-    parts = floor_parts(copy.deepcopy(net0), x, y, loss, device)
+    parts = floor_parts(copy.deepcopy(net0), x, y, loss, device, tasks)
     impls[("floor", "parts")] = parts
     times: dict[tuple[str, str], list[float]] = {k: [] for k in impls}
     failed: dict[tuple[str, str], str] = {}
@@ -471,12 +483,10 @@ def bench_setting(
     base = statistics.median(times[("plain", "weighted-sum")])
     del impls[("floor", "parts")]
     part = {k: statistics.median(v) for k, v in parts.times.items() if v}
-    exact_floor = (
-        (part["forward"] + tasks * part["trunk"] + part["heads"] + part["apply"])
-        / (part["forward"] + part["backward"] + part["apply"])
-        if len(part) == len(PARTS)
-        else None
-    )
+    plain = part["forward"] + part["backward"] + part["apply"]
+    passes = part["forward"] + tasks * part["trunk"] + part["heads"] + part["apply"]
+    exact_floor = passes / plain
+    matrix_floor = (passes + part["matrix"]) / plain
     records = []
     for key in impls:
         impl, name = key
@@ -503,6 +513,7 @@ def bench_setting(
             rec["grad_way"] = balancer._source.grad_way
         # The floor applies to steps that read exact per-task gradients on the trunk.
         rec["floor_ratio"] = exact_floor if exact else None
+        rec["floor_with_matrix_ratio"] = matrix_floor if exact else None
         rec["backward_passes"] = None if key in failed else count_trunk_passes(impls[key])
         rec["part_seconds"] = part
         records.append(rec)
@@ -531,12 +542,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", help="comma-separated: mlp2,mlp3,mlp10,headline[,resnet2,resnet10]")
     p.add_argument("--no-peers", action="store_true", help="skip LibMTL and TorchJD")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--grad-mode",
+        default="auto",
+        choices=["auto", "loop", "batched", "layerwise"],
+        help="the Balancer's grad_mode (default auto; loop: T backward passes, the floor's model)",
+    )
     p.add_argument("--threads", type=int, help="torch.set_num_threads (default: as is)")
     args = p.parse_args(argv)
     if args.block < 1:
         p.error(f"--block must be at least 1, got {args.block}")
     if args.threads:
         torch.set_num_threads(args.threads)
+    GRAD_MODE[0] = args.grad_mode
     device = torch.device(args.device)
     rounds = args.rounds or (8 if args.quick else 30)
     if args.strategies:
@@ -600,9 +618,12 @@ def main(argv: list[str] | None = None) -> int:
                     cells.append(f"{r['ratio']:.2f}x")
             r = by.get(("auxlab", name)) or by.get(("plain", name)) or {}
             fl = f"{r['floor_ratio']:.2f}x" if r.get("floor_ratio") else ""
+            fm = f"{r['floor_with_matrix_ratio']:.2f}x" if r.get("floor_ratio") else ""
             passes = r.get("backward_passes")
             passes = "" if passes is None else str(passes)
-            print(f"  {name:<18}" + "".join(f"{c:>9}" for c in cells) + f"{fl:>8}{passes:>8}")
+            print(
+                f"  {name:<18}" + "".join(f"{c:>9}" for c in cells) + f"{fl:>8}{fm:>8}{passes:>8}"
+            )
         for r in recs:
             if r["error"]:
                 print(f"  error {r['implementation']}/{r['strategy']}: {r['error']}")
