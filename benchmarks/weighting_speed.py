@@ -22,6 +22,21 @@ Records: one per (implementation, strategy, model, tasks) with ``seconds`` (medi
 CPU, where PyTorch does not track allocations), ``steps``, ``device``, ``threads``; auxlab's
 gradient-based rows add ``gramian_way`` (``"layerwise"`` or ``"jacobian"``: how the Balancer
 chose to compute the Gramian) and ``grad_way`` (loop or batched per-task gradients).
+
+The floor of exact per-task gradients, measured in the same rounds: the pieces of a step
+are timed separately on another copy of the model (``part_seconds``: ``forward``, a full
+``backward``, ``trunk`` = one backward through the trunk alone, ``heads`` = the backward from
+the losses to the representation and the heads, ``apply`` = the SGD step, ``matrix`` = a
+``(T, d)`` gradient matrix, its Gramian and one combination of its rows). Every record has
+``backward_passes``: the backward passes through the trunk in one step, counted by a hook
+on the trunk's first parameter (1 for the plain step; T for per-task gradients by the loop;
+1 for a batched ``vmap`` pass; 0 for the layer-wise Gramian, which never forms a per-task
+parameter gradient). Rows that read exact per-task gradients add::
+
+    floor_ratio             = (forward + T·trunk + heads + apply) / (forward + backward + apply)
+    floor_with_matrix_ratio = (forward + T·trunk + heads + apply + matrix) / (same)
+
+``--grad-mode loop`` makes every such row take the T passes the floor counts.
 """
 
 from __future__ import annotations
@@ -355,6 +370,8 @@ def floor_parts(net: nn.Module, x: Any, y: Any, loss: Any, device: torch.device,
     others = [p for p in net.parameters() if p.requires_grad and id(p) not in ids]
     opt = torch.optim.SGD(net.parameters(), lr=1e-4)
     times: dict[str, list[float]] = {k: [] for k in PARTS}
+    d = sum(p.numel() for p in trunk)
+    jac = torch.empty(tasks, d, device=device, dtype=trunk[0].dtype)
 
     def timed(key: str, fn: Callable[[], Any]) -> Any:
         _sync(device)
@@ -378,11 +395,12 @@ def floor_parts(net: nn.Module, x: Any, y: Any, loss: Any, device: torch.device,
         # One task's pass through the trunk, from a gradient on the representation.
         grads = timed("trunk", lambda: torch.autograd.grad(z, trunk, grad_outputs=got[0]))
 
-        # What exact per-task gradients add besides the passes: the (T, d) matrix, its
-        # Gramian and one combination of its rows (a strategy's own solve not included).
+        # What exact per-task gradients add besides the passes: each task's gradient copied
+        # into a row of the (T, d) matrix (preallocated), its Gramian and one combination
+        # of its rows; a strategy's own solve is not included.
         def matrix() -> torch.Tensor:
-            flat = torch.cat([g.reshape(-1) for g in grads])
-            jac = torch.stack([flat] * tasks)
+            for row in jac:
+                torch.cat([g.reshape(-1) for g in grads], out=row)
             return torch.ones(tasks, dtype=jac.dtype, device=jac.device) @ (jac @ jac.T) @ jac
 
         timed("matrix", matrix)
