@@ -178,6 +178,30 @@ def test_bf16_mixed_runs_on_cpu() -> None:
         assert not torch.equal(p, b)
 
 
+@pytest.mark.parametrize("strategy", ["fixed", "pcgrad"])
+def test_balancer_backward_goes_through_the_given_function(strategy: str) -> None:
+    calls: list[dict[str, object]] = []
+
+    def run(tensor: torch.Tensor, **kwargs: object) -> None:
+        calls.append(kwargs)
+        tensor.backward(**kwargs)
+
+    grads = []
+    for backward in (None, run):
+        net = Net()
+        b = Balancer({"aux": 0.5}) if strategy == "fixed" else Balancer("pcgrad", shared=net.trunk)
+        b.backward(net.losses(batches(1)[0]), backward=backward)
+        grads.append([p.grad.clone() for p in net.parameters()])
+    for g, h in zip(*grads, strict=True):
+        torch.testing.assert_close(g, h, rtol=0, atol=0)
+    assert len(calls) == 1
+    if strategy == "pcgrad":  # the trunk's part is written from the per-task gradients
+        heads = {id(p) for p in Net().heads.parameters()}
+        assert len(calls[0]["inputs"]) == len(heads)  # type: ignore[arg-type]
+    else:
+        assert calls[0] == {}
+
+
 def test_automatic_optimisation_is_refused() -> None:
     class Auto(pl.LightningModule):
         pass
