@@ -119,9 +119,11 @@ def balanced_step(
         representation: The shared representation, for strategies that need it.
         val_losses: Validation losses per task, for strategies that need them.
         accumulate: Batches per optimizer step (a positive integer).
-        optimizer: The optimizer to step; default ``module.optimizers()`` (which must then
-            be a single one). With several optimizers, pass one: it is toggled
-            (``module.toggled_optimizer``) around the backward, as Lightning advises.
+        optimizer: The optimizer to step, one of ``module.optimizers()`` (Lightning's
+            wrappers, whose step goes through the precision plugin); default
+            ``module.optimizers()``, which must then be a single one. With several, pass
+            one: it is toggled (``module.toggled_optimizer``) around the backward, as
+            Lightning advises.
 
     Returns:
         The Balancer's record of the step.
