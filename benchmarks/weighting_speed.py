@@ -22,6 +22,21 @@ Records: one per (implementation, strategy, model, tasks) with ``seconds`` (medi
 CPU, where PyTorch does not track allocations), ``steps``, ``device``, ``threads``; auxlab's
 gradient-based rows add ``gramian_way`` (``"layerwise"`` or ``"jacobian"``: how the Balancer
 chose to compute the Gramian) and ``grad_way`` (loop or batched per-task gradients).
+
+The floor of exact per-task gradients, measured in the same rounds: the pieces of a step
+are timed separately on another copy of the model (``part_seconds``: ``forward``, a full
+``backward``, ``trunk`` = one backward through the trunk alone, ``heads`` = the backward from
+the losses to the representation and the heads, ``apply`` = the SGD step, ``matrix`` = a
+``(T, d)`` gradient matrix, its Gramian and one combination of its rows). Every record has
+``backward_passes``: the backward passes through the trunk in one step, counted by a hook
+on the trunk's first parameter (1 for the plain step; T for per-task gradients by the loop;
+1 for a batched ``vmap`` pass; 0 for the layer-wise Gramian, which never forms a per-task
+parameter gradient). Rows that read exact per-task gradients add::
+
+    floor_ratio             = (forward + T·trunk + heads + apply) / (forward + backward + apply)
+    floor_with_matrix_ratio = (forward + T·trunk + heads + apply + matrix) / (same)
+
+``--grad-mode loop`` makes every such row take the T passes the floor counts.
 """
 
 from __future__ import annotations
@@ -176,6 +191,7 @@ def make_setting(
 # Implementations: each is a factory (net) -> step() closure owning its optimizer.
 
 WEIGHT = 0.2  # auxiliary weight of the plain step
+GRAD_MODE = ["auto"]  # the Balancer's grad_mode, set by --grad-mode
 
 
 def _examples(names: list[str]) -> dict[str, Any]:
@@ -201,13 +217,16 @@ def plain_step(net: nn.Module, x: tuple[Any, ...], y: dict[str, torch.Tensor], l
         total.backward()
         opt.step()
 
+    step.net = net  # type: ignore[attr-defined]
     return step
 
 
 def auxlab_step(name: str, net: nn.Module, x: Any, y: Any, loss: Any) -> Any:
     factory = _examples(net.names).get(name)
     strategy = factory() if factory else create(name)
-    balancer = Balancer(strategy, shared=net.trunk, tasks=net.names, main="main")
+    balancer = Balancer(
+        strategy, shared=net.trunk, tasks=net.names, main="main", grad_mode=GRAD_MODE[0]
+    )
     opt = torch.optim.SGD(list(net.parameters()) + balancer.parameters(), lr=1e-4)
 
     def step() -> None:
@@ -218,6 +237,7 @@ def auxlab_step(name: str, net: nn.Module, x: Any, y: Any, loss: Any) -> Any:
         opt.step()
 
     step.balancer = balancer  # type: ignore[attr-defined]
+    step.net = net  # type: ignore[attr-defined]
     return step
 
 
@@ -333,6 +353,88 @@ def libmtl_step(name: str, net: nn.Module, x: Any, y: Any, loss: Any) -> Any:
     return step
 
 
+# -- The floor of an exact per-task gradient step ---------------------------------------------
+#
+# A step that reads exact per-task gradients on the trunk cannot cost less than one forward,
+# T backwards through the trunk (one per task: the gradients differ, so do the passes), one
+# backward through the heads and the optimizer's step; the plain step is one forward, one
+# backward and the step. The pieces are timed separately, interleaved with the steps.
+
+PARTS = ("forward", "backward", "trunk", "heads", "apply", "matrix")
+
+
+def floor_parts(net: nn.Module, x: Any, y: Any, loss: Any, device: torch.device, tasks: int) -> Any:
+    """A closure that times the pieces of a step once per call into ``parts.times``."""
+    trunk = [p for p in net.trunk.parameters() if p.requires_grad]
+    ids = {id(p) for p in trunk}
+    others = [p for p in net.parameters() if p.requires_grad and id(p) not in ids]
+    opt = torch.optim.SGD(net.parameters(), lr=1e-4)
+    times: dict[str, list[float]] = {k: [] for k in PARTS}
+    d = sum(p.numel() for p in trunk)
+    jac = torch.empty(tasks, d, device=device, dtype=trunk[0].dtype)
+
+    def timed(key: str, fn: Callable[[], Any]) -> Any:
+        _sync(device)
+        start = time.perf_counter()
+        out = fn()
+        _sync(device)
+        times[key].append(time.perf_counter() - start)
+        return out
+
+    def forward() -> tuple[torch.Tensor, torch.Tensor]:
+        out, z = net(*x)
+        total = sum((1.0 if t == "main" else WEIGHT) * loss(o, y[t]) for t, o in out.items())
+        return total, z
+
+    def step() -> None:
+        total, z = timed("forward", forward)
+        params = trunk + others
+        timed("backward", lambda: torch.autograd.grad(total, params, retain_graph=True))
+        # Heads: from the losses to the representation and the heads' parameters.
+        got = timed("heads", lambda: torch.autograd.grad(total, [z, *others], retain_graph=True))
+        # One task's pass through the trunk, from a gradient on the representation.
+        grads = timed("trunk", lambda: torch.autograd.grad(z, trunk, grad_outputs=got[0]))
+
+        # What exact per-task gradients add besides the passes: each task's gradient copied
+        # into a row of the (T, d) matrix (preallocated), its Gramian and one combination
+        # of its rows; a strategy's own solve is not included.
+        def matrix() -> torch.Tensor:
+            for row in jac:
+                torch.cat([g.reshape(-1) for g in grads], out=row)
+            return torch.ones(tasks, dtype=jac.dtype, device=jac.device) @ (jac @ jac.T) @ jac
+
+        timed("matrix", matrix)
+        for p in net.parameters():
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        timed("apply", opt.step)
+
+    step.times = times  # type: ignore[attr-defined]
+    return step
+
+
+def count_trunk_passes(step: Any) -> int | None:
+    """Backward passes through the trunk in one step: calls of its first parameter's hook.
+
+    A pass batched over the tasks (``grad_way="batched"``, ``torch.vmap``) counts once.
+    """
+    net = getattr(step, "net", None)
+    if net is None:
+        return None
+    first = next(p for p in net.trunk.parameters() if p.requires_grad)
+    calls = [0]
+
+    def hook(grad: torch.Tensor) -> None:
+        calls[0] += 1
+
+    handle = first.register_hook(hook)
+    try:
+        step()
+    finally:
+        handle.remove()
+    return calls[0]
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -368,6 +470,8 @@ def bench_setting(
                 impls[("libmtl", name)] = libmtl_step(name, copy.deepcopy(net0), x, y, loss)
             except Exception as exc:
                 skipped.append(f"libmtl/{name}: {type(exc).__name__}: {exc}")
+    parts = floor_parts(copy.deepcopy(net0), x, y, loss, device, tasks)
+    impls[("floor", "parts")] = parts
     times: dict[tuple[str, str], list[float]] = {k: [] for k in impls}
     failed: dict[tuple[str, str], str] = {}
     peak: dict[tuple[str, str], float | None] = {}
@@ -395,6 +499,12 @@ def bench_setting(
                 if device.type == "cuda":
                     peak[key] = max(peak.get(key) or 0.0, torch.cuda.max_memory_allocated() / 2**20)
     base = statistics.median(times[("plain", "weighted-sum")])
+    del impls[("floor", "parts")]
+    part = {k: statistics.median(v) for k, v in parts.times.items() if v}
+    plain = part["forward"] + part["backward"] + part["apply"]
+    passes = part["forward"] + tasks * part["trunk"] + part["heads"] + part["apply"]
+    exact_floor = passes / plain
+    matrix_floor = (passes + part["matrix"]) / plain
     records = []
     for key in impls:
         impl, name = key
@@ -414,10 +524,16 @@ def bench_setting(
             "error": failed.get(key, ""),
         }
         balancer = getattr(impls[key], "balancer", None)
-        if balancer is not None and balancer.strategy.needs & {Need.GRADS, Need.GRAMIAN}:
+        exact = balancer is not None and bool(balancer.strategy.needs & {Need.GRADS, Need.GRAMIAN})
+        if exact:
             # How the Balancer computed the Gramian / gradients after its timing steps.
             rec["gramian_way"] = balancer.gramian_way
             rec["grad_way"] = balancer._source.grad_way
+        # The floor applies to steps that read exact per-task gradients on the trunk.
+        rec["floor_ratio"] = exact_floor if exact else None
+        rec["floor_with_matrix_ratio"] = matrix_floor if exact else None
+        rec["backward_passes"] = None if key in failed else count_trunk_passes(impls[key])
+        rec["part_seconds"] = part
         records.append(rec)
     for s in skipped:
         print(f"  skipped {s}", file=sys.stderr)
@@ -444,12 +560,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", help="comma-separated: mlp2,mlp3,mlp10,headline[,resnet2,resnet10]")
     p.add_argument("--no-peers", action="store_true", help="skip LibMTL and TorchJD")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--grad-mode",
+        default="auto",
+        choices=["auto", "loop", "batched", "layerwise"],
+        help="the Balancer's grad_mode (default auto; loop: T backward passes, the floor's model)",
+    )
     p.add_argument("--threads", type=int, help="torch.set_num_threads (default: as is)")
     args = p.parse_args(argv)
     if args.block < 1:
         p.error(f"--block must be at least 1, got {args.block}")
     if args.threads:
         torch.set_num_threads(args.threads)
+    GRAD_MODE[0] = args.grad_mode
     device = torch.device(args.device)
     rounds = args.rounds or (8 if args.quick else 30)
     if args.strategies:
@@ -497,7 +620,9 @@ def main(argv: list[str] | None = None) -> int:
             f"\n{model} T={tasks} on {device.type} ({time.perf_counter() - t0:.0f} s, "
             f"{torch.get_num_threads()} threads, median of {rounds} interleaved rounds)"
         )
-        print(f"  {'strategy':<18}{'auxlab':>9}{'torchjd':>9}{'libmtl':>9}")
+        print(
+            f"  {'strategy':<18}{'auxlab':>9}{'torchjd':>9}{'libmtl':>9}{'floor':>8}{'passes':>8}"
+        )
         by = {(r["implementation"], r["strategy"]): r for r in recs}
         for name in ["weighted-sum", *strategies]:
             cells = []
@@ -509,7 +634,14 @@ def main(argv: list[str] | None = None) -> int:
                     cells.append("error")
                 else:
                     cells.append(f"{r['ratio']:.2f}x")
-            print(f"  {name:<18}" + "".join(f"{c:>9}" for c in cells))
+            r = by.get(("auxlab", name)) or by.get(("plain", name)) or {}
+            fl = f"{r['floor_ratio']:.2f}x" if r.get("floor_ratio") else ""
+            fm = f"{r['floor_with_matrix_ratio']:.2f}x" if r.get("floor_ratio") else ""
+            passes = r.get("backward_passes")
+            passes = "" if passes is None else str(passes)
+            print(
+                f"  {name:<18}" + "".join(f"{c:>9}" for c in cells) + f"{fl:>8}{fm:>8}{passes:>8}"
+            )
         for r in recs:
             if r["error"]:
                 print(f"  error {r['implementation']}/{r['strategy']}: {r['error']}")

@@ -11,7 +11,7 @@ is traversed T times in all, not T + 1.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
@@ -30,6 +30,7 @@ def apply_decision(
     shared: Sequence[torch.Tensor],
     got: StepSignals | None,
     who: str,
+    run: Callable[..., None] | None = None,
 ) -> None:
     """Write the step's gradients: every parameter's, and the shared block's as decided.
 
@@ -41,7 +42,11 @@ def apply_decision(
         shared: The shared parameters.
         got: The per-task signals of the step, or ``None`` on a step that reuses a decision.
         who: The strategy's name, for errors.
+        run: What backpropagates a tensor, called as ``run(tensor, **kwargs)`` with the
+            keyword arguments of :func:`torch.Tensor.backward` (default: ``Tensor.backward``;
+            Lightning's ``manual_backward``, to keep its precision plugin and hooks).
     """
+    run = run or _plain_backward
     tasks = list(weights)
     coef = decision.shared_weights
     shared_grad = decision.shared_grad
@@ -56,7 +61,7 @@ def apply_decision(
         else:
             c = coef if coef is not None else weights
             parts = got.combine([float(c[t]) for t in tasks])
-        backward_others(total, shared)
+        backward_others(total, shared, run)
         if parts is None:
             assert shared_grad is not None
             _write_shared(shared, shared_grad, [p.grad for p in shared], got.sparse)
@@ -72,24 +77,32 @@ def apply_decision(
     elif shared_grad is not None:
         _check_shared_grad(shared_grad, shared, who)
         before = [p.grad.clone() if p.grad is not None else None for p in shared]
-        total.backward()
+        run(total)
         _write_shared(shared, shared_grad, before)
     elif coef is not None and any(float(coef[t]) != weights[t] for t in tasks):
         # Reused shared weights that differ from the head weights: one backward for the
         # shared block with the shared coefficients, one for the rest with the weights.
         combo = torch.stack([losses[t] * float(coef[t]) for t in tasks]).sum()
-        torch.autograd.backward(combo, inputs=list(shared), retain_graph=True)
-        backward_others(total, shared)
+        run(combo, inputs=list(shared), retain_graph=True)
+        backward_others(total, shared, run)
     else:
-        total.backward()
+        run(total)
 
 
-def backward_others(total: torch.Tensor, shared: Sequence[torch.Tensor]) -> None:
+def _plain_backward(tensor: torch.Tensor, **kwargs: object) -> None:
+    tensor.backward(**kwargs)
+
+
+def backward_others(
+    total: torch.Tensor,
+    shared: Sequence[torch.Tensor],
+    run: Callable[..., None] | None = None,
+) -> None:
     """Backpropagate ``total`` into every parameter it reaches but the shared ones."""
     shared_ids = {id(p) for p in shared}
     others = [p for p in graph_leaves(total) if id(p) not in shared_ids]
     if others:
-        torch.autograd.backward(total, inputs=others)
+        (run or _plain_backward)(total, inputs=others)
 
 
 def _check_shared_grad(flat: torch.Tensor, shared: Sequence[torch.Tensor], who: str) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -221,6 +221,8 @@ class Balancer:
         losses: Mapping[str, torch.Tensor],
         representation: torch.Tensor | None = None,
         val_losses: Mapping[str, float] | None = None,
+        *,
+        backward: Callable[..., None] | None = None,
     ) -> StepRecord:
         """Weigh the losses and backpropagate once; return the step's record.
 
@@ -229,9 +231,15 @@ class Balancer:
             representation: The shared representation, for strategies that need
                 ``Need.REP_GRADS``.
             val_losses: Validation losses per task, for strategies that need them.
+            backward: What backpropagates the weighted total, called as
+                ``backward(tensor, **kwargs)`` with keyword arguments of
+                :meth:`torch.Tensor.backward` (``inputs``, ``retain_graph``). Default:
+                ``Tensor.backward``. In a Lightning module, ``self.manual_backward`` (see
+                :mod:`auxlab.lightning`). Per-task gradients are computed with
+                :func:`torch.autograd.grad` in either case.
         """
         try:
-            return self._backward(losses, representation, val_losses)
+            return self._backward(losses, representation, val_losses, backward)
         finally:
             self._source.clear()
 
@@ -240,6 +248,7 @@ class Balancer:
         losses: Mapping[str, torch.Tensor],
         representation: torch.Tensor | None,
         val_losses: Mapping[str, float] | None,
+        run: Callable[..., None] | None = None,
     ) -> StepRecord:
         _check_losses(losses)
         if self.tasks is None:
@@ -274,7 +283,7 @@ class Balancer:
         if coef is not None:
             check_same_tasks(self.tasks, coef, "the tasks", "the strategy's shared weights")
         who = type(self.strategy).__name__
-        apply_decision(decision, weights, total, losses, self.shared, got, who)
+        apply_decision(decision, weights, total, losses, self.shared, got, who, run)
 
         # The total from the values already read, so no further device synchronisation.
         total_value = sum(weights[t] * floats[t] for t in self.tasks)

@@ -24,7 +24,7 @@ train/validation gap in ``history.epochs``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -346,9 +346,11 @@ class ProbedBalancer(Balancer):
         losses: Mapping[str, torch.Tensor],
         representation: torch.Tensor | None = None,
         val_losses: Mapping[str, float] | None = None,
+        *,
+        backward: Callable[..., None] | None = None,
     ) -> StepRecord:
         """Capture on probe steps, then the Balancer's backward, then feed the probes."""
         self.diagnostics.capture(losses)
-        record = super().backward(losses, representation, val_losses)
+        record = super().backward(losses, representation, val_losses, backward=backward)
         self.diagnostics.update(record)
         return record
