@@ -397,4 +397,14 @@ def load_config(path: str | Path) -> StudyConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read the study configuration {path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        kind = (
+            "gzip-compressed"
+            if path.read_bytes()[:2] == b"\x1f\x8b"
+            else f"not UTF-8 text (byte {exc.start})"
+        )
+        raise ConfigError(
+            f"the study configuration {path} is {kind}: give a TOML text file (UTF-8), "
+            "e.g. examples/study_headline.toml"
+        ) from None
     return parse_config(text, str(path), base_dir=str(path.resolve().parent))
