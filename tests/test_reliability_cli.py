@@ -313,20 +313,33 @@ def test_failed_runs_exit_1_and_run_again_once_fixed(
     assert all(",COMPLETE," in r for r in rows)
 
 
-def test_a_corrected_builder_path_runs_the_failed_study_again(
+def test_a_corrected_config_runs_the_failed_study_again(
     folder: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     storage = str(folder / "s.log")
     out = str(folder / "out")
-    assert (
-        _study(str(_config(folder, "rel_builders:nope")), "--storage", storage, "--out", out) == 1
-    )
-    assert "4 run(s) failed" in capsys.readouterr().err
     config = _config(folder)
+    config.write_text(config.read_text().replace('metric = "auc"', 'metric = "aucc"'))
+    assert _study(str(config), "--storage", storage, "--out", out) == 1
+    assert "4 run(s) failed" in capsys.readouterr().err
+    config = _config(folder)  # the metric corrected: no run finished, so the study takes it
     assert _study(str(config), "--storage", storage, "--out", out, "--overwrite") == 0
     rows = (Path(out) / "results.csv").read_text().splitlines()[1:]
     assert len(rows) == 4
     assert all(",COMPLETE," in r for r in rows)
+
+
+def test_a_builder_or_lr_that_cannot_work_is_refused_before_any_run(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _study(str(_config(folder, "rel_builders:nope"))) == 2
+    assert "has no 'nope'" in capsys.readouterr().err
+    for lr in ("nan", "-1.0", "0.0"):
+        config = _config(folder)
+        config.write_text(config.read_text().replace("every = 1", f"every = 1\nlr = {lr}"))
+        assert _study(str(config)) == 2
+        assert "lr must be a finite number > 0" in capsys.readouterr().err
+    assert not list(folder.glob("study-*"))
 
 
 # -- storages --------------------------------------------------------------------------------------
@@ -439,6 +452,7 @@ BAD_ARGV = [
     ["study", "c.toml", "--threads", "-2"],
     ["study", "c.toml", "--wait", "nan"],
     ["study", "c.toml", "--wait", "-1"],
+    ["study", "c.toml", "--name="],
     # online
     ["online", "--seeds", "0"],
     ["online", "--rows", "-5"],

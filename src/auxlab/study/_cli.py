@@ -146,9 +146,14 @@ def outcome(study: Any, command: str) -> int:
         )
         code = 1
     if unfinished:
+        running = sum(r["state"] == "RUNNING" for r in unfinished)
+        why = (
+            f"{running} still running in other processes, {len(unfinished) - running} waiting "
+            "(the study's max_trials or timeout ended this process's share)"
+        )
         print(
-            f"{command}: {len(unfinished)} run(s) were still unfinished in other processes; "
-            "the results are partial (marked so in recommendation.txt and results.csv)",
+            f"{command}: {len(unfinished)} run(s) unfinished ({why}); the results are partial "
+            "(marked so in recommendation.txt and results.csv)",
             file=sys.stderr,
         )
         code = 1
@@ -240,10 +245,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         _quiet_optuna()
         config = load_config(args.config)
-        if args.name:
+        if args.name is not None:
             config.name = args.name
         if args.threads:
             config.threads = args.threads
+        config.check()
+        if isinstance(config.builder, str):  # an unimportable builder fails every run: say so now
+            from auxlab.study._problem import resolve_builder
+
+            resolve_builder(config.builder, config.base_dir)
         storage = args.storage or config.storage
         out = Path(args.out or f"study-{config.name}")
         keep = _kept_in(out, storage)

@@ -29,6 +29,7 @@ Example ``study.toml``::
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from dataclasses import asdict, dataclass, field
@@ -182,6 +183,15 @@ class StudyConfig:
                 f"threads must be an integer >= 1, got {t!r}; leave it out to use "
                 "OMP_NUM_THREADS if set, else 1"
             )
+        mt = self.max_trials
+        if mt is not None and (isinstance(mt, bool) or not isinstance(mt, int) or mt < 1):
+            raise ConfigError(f"max_trials must be an integer >= 1, got {mt!r}")
+        for name in ("timeout", "lr"):
+            v = getattr(self, name)
+            if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ConfigError(f"{name} must be a finite number > 0, got {v!r}")
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ConfigError(f"name must be a non-empty string, got {self.name!r}")
         if self.direction not in (None, "maximize", "minimize"):
             raise ConfigError(f"direction must be 'maximize' or 'minimize', got {self.direction!r}")
         if not self.strategies:
