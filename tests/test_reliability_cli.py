@@ -264,6 +264,11 @@ def test_ctrl_c_in_the_demo_keeps_its_runs_in_its_folder(
     assert "kept in" in err[0]
     assert "runs.log" in err[0]
     assert (out / "runs.log").exists()
+    args = dict(config.builder_args)
+    config.builder_args = {**args, "log": str(folder / "other.txt")}
+    assert main(["demo", "--out", str(out), "--no-progress"]) == 2  # other settings: refused
+    assert "pass --overwrite to start over" in capsys.readouterr().err
+    config.builder_args = args
     flag.unlink()  # a rerun resumes
     assert main(["demo", "--out", str(out), "--no-progress"]) == 0
     built = _built(log)

@@ -255,6 +255,18 @@ def prepare_out(out: str | Path, overwrite: bool = False) -> Path:
     return path / RUNS_FILE
 
 
+def _check_resumed(study: Study, runs: Path) -> None:
+    """Refuse to resume the runs of a demo with other settings (``--quick``, ``--epochs``)."""
+    from auxlab.study import StudyError
+    from auxlab.study._storage import jsonable
+
+    stored = study._study.user_attrs.get("auxlab_config", {})
+    mine = jsonable(study.config.to_dict())
+    for key in ("builder_args", "lr", "optimizer", "every"):
+        if key in stored and stored[key] != mine[key]:
+            raise StudyError(f"{runs} holds runs with {key} = {stored[key]!r}, not {mine[key]!r}")
+
+
 def run_demo(
     out: str | Path = "auxlab-demo",
     config: DemoConfig | None = None,
@@ -286,6 +298,7 @@ def run_demo(
     cfg.study_config()  # bad settings first, before the folder is touched
     runs = prepare_out(out, overwrite)
     study = demo_study(cfg, progress=progress, storage=str(runs))
+    _check_resumed(study, runs)
     # The study's config carries the threads to every run; setting them here as well keeps
     # them in force whichever way the Study applies its config. The caller's count is put
     # back afterwards: a library call does not change the process's settings for good.

@@ -37,7 +37,8 @@ __all__ = ["Study"]
 _ATTR_CONFIG = "auxlab_config"
 #: What a resumed study must share with the one stored, once some run has finished: the runs
 #: of both are compared in one table.
-_CHECKED = ("strategies", "seeds", "metric", "epochs", "builder", "builder_args", "lr", "optimizer")
+#: (``builder_args`` may change: they may hold how a run is done, not what it measures.)
+_CHECKED = ("strategies", "seeds", "metric", "epochs", "builder")
 
 
 class Study:
