@@ -46,7 +46,7 @@ BUILDER = textwrap.dedent(
             return {"main": self.head_main(h).squeeze(-1), "aux": self.head_aux(h).squeeze(-1)}
 
 
-    def build(seed, log=None, fail_if=None, interrupt_if=None):
+    def build(seed, log=None, fail_if=None, interrupt_if=None, sleep_if=None):
         if log is not None:
             with open(log, "a") as f:
                 f.write(f"{seed}\\n")
@@ -54,6 +54,10 @@ BUILDER = textwrap.dedent(
             raise RuntimeError("builder failed on purpose")
         if interrupt_if is not None and seed == 1 and Path(interrupt_if).exists():
             raise KeyboardInterrupt  # what Ctrl-C raises in the middle of a run
+        if sleep_if is not None and seed == 1 and Path(sleep_if).exists():
+            import time
+
+            time.sleep(60)
         g = torch.Generator().manual_seed(0)
         x = torch.randn(32, 3, generator=g)
         y = {"main": (x[:, 0] > 0).float(), "aux": (x[:, 1] > 0).float()}
@@ -241,6 +245,36 @@ def test_ctrl_c_in_a_study_is_one_line_and_the_finished_runs_resume(
     rows = (Path(out) / "results.csv").read_text().splitlines()
     assert len(rows) == 5
     assert all(",COMPLETE," in r for r in rows[1:])
+
+
+def test_sigint_to_a_study_process_ends_it_in_one_line(folder: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    log = folder / "built.txt"
+    flag = folder / "sleep"
+    flag.touch()
+    config = _config(folder, log=str(log), sleep_if=str(flag))
+    storage = str(folder / "s.log")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    cmd = [sys.executable, "-m", "auxlab.cli", "study", str(config), "--storage", storage]
+    proc = subprocess.Popen(
+        [*cmd, "--quiet", "--out", str(folder / "out")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 120
+    while _built(log) != [0, 1] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # Ctrl-C while the second run sleeps in its builder
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("auxlab study: interrupted; 1 finished runs")
 
 
 def test_ctrl_c_in_the_demo_keeps_its_runs_in_its_folder(
