@@ -391,6 +391,9 @@ def test_worker_refuses_a_storage_that_does_not_exist(
         assert main(["study", "worker", "--storage", str(tmp_path / name)]) == 2
         assert "there is no study storage" in capsys.readouterr().err
         assert not (tmp_path / name).exists()
+    (tmp_path / "empty.log").touch()
+    assert main(["study", "worker", "--storage", str(tmp_path / "empty.log")]) == 2
+    assert "holds no study yet: start one with `auxlab study" in capsys.readouterr().err
 
 
 def test_foreign_or_cut_journal_is_a_clear_error(

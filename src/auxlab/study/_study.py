@@ -140,6 +140,11 @@ class Study:
         store = open_storage(storage)
         summaries = optuna.get_all_study_summaries(store)
         names = [s.study_name for s in summaries]
+        if not names:
+            raise StudyError(
+                f"{describe(storage)} holds no study yet: start one with `auxlab study "
+                f"CONFIG.toml --storage {storage}`, then add workers"
+            )
         if name is None:
             if len(names) != 1:
                 raise StudyError(
