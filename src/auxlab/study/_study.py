@@ -8,6 +8,7 @@ TrialRunner`, here and in worker processes. What it found is read as plain
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
@@ -327,15 +328,22 @@ class Study:
             return [p.wait() for p in procs]
         except KeyboardInterrupt:
             # Ctrl-C in a terminal reaches the workers too; each puts its run back in the
-            # queue. Wait for them briefly (a second Ctrl-C, or 30 s, ends them).
-            for p in procs:
-                if p.poll() is None:
-                    p.send_signal(signal.SIGINT)
-            for p in procs:
-                try:
-                    p.wait(timeout=30)
-                except (subprocess.TimeoutExpired, KeyboardInterrupt):
-                    p.kill()
+            # queue and ends. Those it did not reach (a signal sent to this process only) get
+            # it from here; any still running after 30 s (or a second Ctrl-C) are killed.
+            deadline = time.monotonic() + 30
+            try:
+                for p in procs:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        p.wait(timeout=2)
+                for p in procs:
+                    if p.poll() is None:
+                        p.send_signal(signal.SIGINT)
+                for p in procs:
+                    p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except (subprocess.TimeoutExpired, KeyboardInterrupt):
+                for p in procs:
+                    if p.poll() is None:
+                        p.kill()
             raise
 
     def work(self) -> Study:
