@@ -333,6 +333,7 @@ def test_a_run_still_running_elsewhere_makes_the_results_partial(
     assert "partial" in capsys.readouterr().err
     assert (out / "recommendation.txt").read_text().startswith("PARTIAL: 1 of 4 runs")
     assert ",RUNNING," in (out / "results.csv").read_text()
+    assert "PARTIAL: 1 run(s) were not finished" in (out / "report.html").read_text()
 
 
 def test_failed_runs_exit_1_and_run_again_once_fixed(

@@ -11,6 +11,13 @@ The first form creates (or resumes) the study, runs it, and writes ``results.csv
 ``report.html`` and the recommendation into ``--out``. The second joins a study that exists
 in the storage, with the configuration stored there: start it on as many machines as you
 like against one PostgreSQL URL.
+
+``--out`` is checked before any run (a file, a path under a file, a folder that cannot be
+written, or one that holds results without ``--overwrite``: exit code 2), and the outputs
+replace it whole, in one rename. Exit codes: 0 every run finished; 1 some run failed (its
+reason is printed; the same command runs it again) or is still running elsewhere after
+``--wait`` seconds (the results are marked partial); 2 bad input; 130 Ctrl-C (one line: what
+was kept).
 """
 
 from __future__ import annotations
