@@ -164,7 +164,7 @@ def test_cli_threads_flag_and_default(
 ) -> None:
     config = _config(folder, threads="threads = 1")
     out = str(folder / "out")
-    args = ["study", str(config), "--out", out, "--quiet", "--no-report"]
+    args = ["study", str(config), "--out", out, "--quiet", "--no-report", "--overwrite"]
     assert cli_main([*args, "--threads", "2", "--name", "flag"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == "torch threads: 2 (as asked)"
     config = _config(folder)

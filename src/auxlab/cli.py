@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from auxlab import __version__
 from auxlab._argtypes import positive_int
@@ -77,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seeds", type=positive_int, help="number of seeds per weight (default 2)")
     demo.add_argument("--epochs", type=positive_int, help="epochs per run")
     demo.add_argument("--no-progress", action="store_true", help="no line per finished run")
+    demo.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start over in an --out that holds results (default: refuse; a folder with only "
+        "the runs of an interrupted demo is resumed)",
+    )
     add_threads_argument(demo)
 
     from auxlab.online._cli import add_parser as add_online_parser
@@ -93,7 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_demo(args: argparse.Namespace) -> int:
     from auxlab._optional import MissingDependencyError
-    from auxlab.demo import DemoConfig, run_demo
+    from auxlab._outdir import OutputError
+    from auxlab.demo import RUNS_FILE, DemoConfig, run_demo
+    from auxlab.study import ConfigError
+    from auxlab.study._cli import _quiet_optuna, interrupted
+    from auxlab.study._errors import StudyError
+    from auxlab.study._storage import StorageError
 
     cfg = DemoConfig.quick() if args.quick else DemoConfig()
     cfg.threads = args.threads
@@ -103,18 +115,30 @@ def _run_demo(args: argparse.Namespace) -> int:
         cfg.seeds = tuple(range(args.seeds))
     if args.epochs is not None:
         cfg.epochs = args.epochs
-    from auxlab.study import ConfigError
-    from auxlab.study._cli import _quiet_optuna
-
+    runs = str(Path(args.out) / RUNS_FILE)
     try:
         _quiet_optuna()
-        result = run_demo(args.out, cfg, progress=not args.no_progress)
-    except (MissingDependencyError, ConfigError) as exc:
+        result = run_demo(args.out, cfg, progress=not args.no_progress, overwrite=args.overwrite)
+    except MissingDependencyError as exc:
         print(f"auxlab demo: {exc}", file=sys.stderr)
-        return 1 if isinstance(exc, MissingDependencyError) else 2
+        return 1
+    except (ConfigError, OutputError, StorageError) as exc:
+        print(f"auxlab demo: {exc}", file=sys.stderr)
+        return 2
+    except StudyError as exc:
+        print(
+            f"auxlab demo: {exc} (the runs in {runs} are of a demo with other settings: pass "
+            "--overwrite to start over, or choose another --out)",
+            file=sys.stderr,
+        )
+        return 2
+    except KeyboardInterrupt:
+        return interrupted("auxlab demo", runs if Path(runs).exists() else None)
     print(result["recommendation"])
     print(f"\nReport: {result['report']} ({result['seconds']:.0f} s)")
-    return 0
+    from auxlab.study._cli import outcome
+
+    return outcome(result["study"], "auxlab demo")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -126,6 +150,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command in _THREADS_FROM_ARGS:
         announce_threads(args.threads)
+    from auxlab._optional import MissingDependencyError
+
+    try:
+        return _dispatch(parser, args)
+    except MissingDependencyError as exc:  # the hint, without a traceback around it
+        print(f"auxlab {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # demo and study say what they kept; the others end here
+        print(f"auxlab {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command == "strategies":
         from auxlab.weighting._cli import run as run_strategies
 

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from auxlab.datasets import TweetsData
     from auxlab.study import Problem, Study, StudyConfig
 
-__all__ = ["DemoConfig", "demo_study", "headline", "run_demo"]
+__all__ = ["RUNS_FILE", "DemoConfig", "demo_study", "headline", "prepare_out", "run_demo"]
 
 
 @functools.lru_cache(maxsize=2)
@@ -207,8 +207,16 @@ def _description(cfg: DemoConfig, data: TweetsData) -> str:
     )
 
 
-def demo_study(config: DemoConfig | None = None, progress: bool = True) -> Study:
-    """The demo's :class:`~auxlab.study.Study` (in memory), not yet run.
+#: The demo's runs, kept in its output folder (an Optuna journal file): a demo that is
+#: interrupted resumes from them when run again with the same folder.
+RUNS_FILE = "runs.log"
+_KEEP = (RUNS_FILE, RUNS_FILE + ".lock")
+
+
+def demo_study(
+    config: DemoConfig | None = None, progress: bool = True, storage: str | None = None
+) -> Study:
+    """The demo's :class:`~auxlab.study.Study`, not yet run (in memory unless ``storage``).
 
     Raises:
         ConfigError: For a bad setting of ``config``.
@@ -219,26 +227,78 @@ def demo_study(config: DemoConfig | None = None, progress: bool = True) -> Study
     cfg = config or DemoConfig()
     study_config = cfg.study_config()  # checks the settings before the data are loaded
     study_config.description = _description(cfg, _tweets(cfg.max_len, cfg.num_words, cfg.limit))
-    return Study(config=study_config, progress=progress)
+    return Study(config=study_config, storage=storage, progress=progress)
+
+
+def prepare_out(out: str | Path, overwrite: bool = False) -> Path:
+    """Check the demo's output folder before any training; return its runs file.
+
+    A folder that holds only the runs of an interrupted demo is resumed. One that holds
+    results is refused unless ``overwrite``, which empties it (results and runs) first.
+
+    Raises:
+        OutputError: ``out`` is a file, lies under one, cannot be written, or holds results
+            and ``overwrite`` is false.
+    """
+    import shutil
+
+    from auxlab._outdir import check_out_dir
+
+    path = check_out_dir(out, overwrite=overwrite, keep=_KEEP)
+    if overwrite and path.exists():
+        for p in path.iterdir():
+            if p.is_dir():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+    path.mkdir(parents=True, exist_ok=True)
+    return path / RUNS_FILE
+
+
+def _check_resumed(study: Study, runs: Path) -> None:
+    """Refuse to resume the runs of a demo with other settings (``--quick``, ``--epochs``)."""
+    from auxlab.study import StudyError
+    from auxlab.study._storage import jsonable
+
+    stored = study._study.user_attrs.get("auxlab_config", {})
+    mine = jsonable(study.config.to_dict())
+    for key in ("builder_args", "lr", "optimizer", "every"):
+        if key in stored and stored[key] != mine[key]:
+            raise StudyError(f"{runs} holds runs with {key} = {stored[key]!r}, not {mine[key]!r}")
 
 
 def run_demo(
-    out: str | Path = "auxlab-demo", config: DemoConfig | None = None, progress: bool = True
+    out: str | Path = "auxlab-demo",
+    config: DemoConfig | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Run the demo's study and write what ``auxlab study`` writes into ``out``.
 
     That is ``report.html`` with its PNG plots, ``results.csv`` (one row per run) and
-    ``recommendation.txt``, by the same code. The runs use ``config.threads`` torch threads
-    (see :class:`DemoConfig`); the caller's thread count is restored afterwards.
+    ``recommendation.txt``, by the same code. The runs are kept as they finish in
+    ``out/runs.log`` (an Optuna journal): after an interrupt, the same call resumes them.
+    ``out`` is checked before any training (see :func:`prepare_out`); results already in it
+    are refused unless ``overwrite``. The outputs replace the folder's old ones in one
+    rename. The runs use ``config.threads`` torch threads (see :class:`DemoConfig`); the
+    caller's thread count is restored afterwards.
 
     Returns:
-        ``{"report": path, "recommendation": text, "study": the Study, "seconds": float}``.
+        ``{"report": path, "recommendation": text, "study": the Study, "seconds": float,
+        "runs": path of the runs file}``.
+
+    Raises:
+        OutputError: For an ``out`` that cannot be used (before any training).
+        StudyError: If ``out/runs.log`` holds a demo run with other settings.
     """
     from auxlab.study._cli import write_outputs
 
     start = time.perf_counter()
     cfg = config or DemoConfig()
-    study = demo_study(cfg, progress=progress)
+    cfg.study_config()  # bad settings first, before the folder is touched
+    runs = prepare_out(out, overwrite)
+    study = demo_study(cfg, progress=progress, storage=str(runs))
+    _check_resumed(study, runs)
     # The study's config carries the threads to every run; setting them here as well keeps
     # them in force whichever way the Study applies its config. The caller's count is put
     # back afterwards: a library call does not change the process's settings for good.
@@ -248,6 +308,12 @@ def run_demo(
         study.run()
     finally:
         torch.set_num_threads(before)
-    text, paths = write_outputs(study, Path(out))
+    text, paths = write_outputs(study, Path(out), keep=_KEEP)
     seconds = time.perf_counter() - start
-    return {"report": paths["report"], "recommendation": text, "study": study, "seconds": seconds}
+    return {
+        "report": paths["report"],
+        "recommendation": text,
+        "study": study,
+        "seconds": seconds,
+        "runs": runs,
+    }

@@ -161,6 +161,14 @@ def run(args: argparse.Namespace) -> int:
     from auxlab.online import haphazard_mask, progressive_evaluate
 
     print(configure_threads(args.threads).line, flush=True)
+    if args.json:  # checked before learning: a bad path is found now, not after the runs
+        from auxlab._outdir import OutputError, check_out_file
+
+        try:
+            check_out_file(args.json, "--json")
+        except OutputError as exc:
+            print(f"auxlab online: {exc}", file=sys.stderr)
+            return 2
     try:
         data = _load(args)
     except MissingHaphazardData as exc:

@@ -75,6 +75,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("auxlab-rl"), help="output folder")
     p.add_argument("--json", type=Path, help="write one flat record per seed here")
     p.add_argument("--no-plot", action="store_true", help="do not draw the learning curves")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the results already in --out (default: refuse to touch them)",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     from auxlab.cli import add_threads_argument
 
@@ -145,9 +150,22 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Run the ``rl`` command; returns the exit code."""
+    from auxlab._optional import MissingDependencyError
+
+    try:
+        return _run(args)
+    except MissingDependencyError as exc:
+        print(f"auxlab rl: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from auxlab._optional import require
+    from auxlab._outdir import OutputError, check_out_dir, check_out_file
+
+    require("gymnasium", "rl", "auxlab rl")
     from tqdm import tqdm
 
-    from auxlab._optional import require
     from auxlab.rl._compare import plot_curves
     from auxlab.rl._config import PPOConfig
     from auxlab.rl._ppo import train
@@ -176,7 +194,13 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_plot:
         # Fail before training, not after, when the plot cannot be drawn.
         require("matplotlib", "report", "the learning-curve plot (or pass --no-plot)")
-    require("gymnasium", "rl", "auxlab rl")
+    try:  # and when the outputs cannot be written
+        check_out_dir(args.out, overwrite=args.overwrite)
+        if args.json:
+            check_out_file(args.json, "--json")
+    except OutputError as exc:
+        print(f"auxlab rl: {exc}", file=sys.stderr)
+        return 2
 
     print(f"{args.env}: {config.label}, {config.total_steps} steps x {args.seeds} seed(s)")
     runs = []
@@ -203,13 +227,24 @@ def run(args: argparse.Namespace) -> int:
     records = [r.summary() for r in runs]
     for key in ("final_return", "final_success", "auc_return"):
         print(mean_line(key, [rec[key] for rec in records]))
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "runs.json").write_text(json.dumps([r.to_dict() for r in runs]))
+    from auxlab._outdir import replace_dir, temp_dir_beside
+
+    tmp = temp_dir_beside(args.out)  # written whole, then put in place in one rename
+    try:
+        (tmp / "runs.json").write_text(json.dumps([r.to_dict() for r in runs]))
+        if not args.no_plot:
+            plot_curves(runs, tmp / "curves.png")
+            plot_curves(runs, tmp / "success.png", key="success")
+        replace_dir(tmp, args.out)
+    finally:
+        if tmp.exists():
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(records, indent=1))
+        part = args.json.with_name(f".{args.json.name}.tmp")
+        part.write_text(json.dumps(records, indent=1))
+        part.replace(args.json)
     if not args.no_plot:
-        path = plot_curves(runs, args.out / "curves.png")
-        plot_curves(runs, args.out / "success.png", key="success")
-        print(f"learning curves: {path}")
+        print(f"learning curves: {args.out / 'curves.png'}")
     return 0

@@ -29,6 +29,7 @@ Example ``study.toml``::
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from dataclasses import asdict, dataclass, field
@@ -182,6 +183,15 @@ class StudyConfig:
                 f"threads must be an integer >= 1, got {t!r}; leave it out to use "
                 "OMP_NUM_THREADS if set, else 1"
             )
+        mt = self.max_trials
+        if mt is not None and (isinstance(mt, bool) or not isinstance(mt, int) or mt < 1):
+            raise ConfigError(f"max_trials must be an integer >= 1, got {mt!r}")
+        for name in ("timeout", "lr"):
+            v = getattr(self, name)
+            if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ConfigError(f"{name} must be a finite number > 0, got {v!r}")
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ConfigError(f"name must be a non-empty string, got {self.name!r}")
         if self.direction not in (None, "maximize", "minimize"):
             raise ConfigError(f"direction must be 'maximize' or 'minimize', got {self.direction!r}")
         if not self.strategies:
@@ -397,4 +407,14 @@ def load_config(path: str | Path) -> StudyConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read the study configuration {path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        kind = (
+            "gzip-compressed"
+            if path.read_bytes()[:2] == b"\x1f\x8b"
+            else f"not UTF-8 text (byte {exc.start})"
+        )
+        raise ConfigError(
+            f"the study configuration {path} is {kind}: give a TOML text file (UTF-8), "
+            "e.g. examples/study_headline.toml"
+        ) from None
     return parse_config(text, str(path), base_dir=str(path.resolve().parent))

@@ -36,7 +36,10 @@ from typing import Any
 from auxlab.study._errors import StudyError
 from auxlab.study._settings import Setting
 
-__all__ = ["Key", "RunQueue", "worker_id"]
+__all__ = ["RETRY_ATTR", "Key", "RunQueue", "worker_id"]
+
+#: The study's user attribute: failed runs in trials numbered below it are run again.
+RETRY_ATTR = "auxlab_retry_from"
 
 #: A run's identity: setting id, seed, and the weight for a search (else ``None``).
 Key = tuple[str, int, float | None]
@@ -88,6 +91,51 @@ class RunQueue:
         #: The trial this process is running (its own RUNNING trial is not dead).
         self.current: int | None = None
 
+    def retry_from(self) -> int:
+        """Failed runs in trials numbered below this are run again (see :meth:`retry_failed`)."""
+        return int(self._study.user_attrs.get(RETRY_ATTR, 0))
+
+    def superseded(self, ft: Any, retry_from: int | None = None) -> bool:
+        """Whether ``ft`` is a failed run that a later one replaces (or was interrupted).
+
+        ``retry_from``: :meth:`retry_from`, when the caller has read it already.
+        """
+        if ft.state != self._optuna.trial.TrialState.FAIL:
+            return False
+        if ft.user_attrs.get("interrupted"):
+            return True
+        return ft.number < (self.retry_from() if retry_from is None else retry_from)
+
+    def retry_failed(self) -> int:
+        """Run every failed run again (a corrected builder or config); how many there are.
+
+        Failed trials are finished and cannot change, so the study records the number from
+        which trials count: failed ones below it are superseded and their runs requeued.
+        """
+        ts = self._optuna.trial.TrialState
+        trials = self._study.get_trials(deepcopy=False)
+        rf = self.retry_from()
+        failed = [
+            ft
+            for ft in trials
+            if ft.state == ts.FAIL
+            and "error" in ft.user_attrs
+            and ft.user_attrs.get("duplicate_of") is None
+            and not self.superseded(ft, rf)
+        ]
+        if failed:
+            self._study.set_user_attr(RETRY_ATTR, max(ft.number for ft in trials) + 1)
+        return len(failed)
+
+    def unfinished(self) -> list[Any]:
+        """The runs still waiting or running (in this or another process), as frozen trials."""
+        ts = self._optuna.trial.TrialState
+        return [
+            ft
+            for ft in self._study.get_trials(deepcopy=False, states=(ts.WAITING, ts.RUNNING))
+            if ft.user_attrs.get("duplicate_of") is None and self.key(ft.user_attrs) is not None
+        ]
+
     def key(self, attrs: Mapping[str, Any]) -> Key | None:
         """A trial's identity from its user attributes (``None``: not a run)."""
         sid = attrs.get("setting")
@@ -121,8 +169,9 @@ class RunQueue:
                 self._optuna.storages.fail_stale_trials(self._study)
         taken: set[Key] = set()
         searched: dict[str, set[float]] = {}
+        rf = self.retry_from()
         for ft in self._study.get_trials(deepcopy=False):
-            if ft.user_attrs.get("duplicate_of") is not None:
+            if ft.user_attrs.get("duplicate_of") is not None or self.superseded(ft, rf):
                 continue
             key = self.key(ft.user_attrs)
             if key is None:
@@ -172,7 +221,10 @@ class RunQueue:
     def search_budget(self) -> Setting | None:
         """A search setting that may still sample a weight, if any."""
         counts: dict[str, set[float]] = {}
+        rf = self.retry_from()
         for ft in self._study.get_trials(deepcopy=False):
+            if self.superseded(ft, rf):
+                continue
             key = self.key(ft.user_attrs)
             if key is not None and key[2] is not None and not ft.user_attrs.get("duplicate_of"):
                 counts.setdefault(key[0], set()).add(key[2])
@@ -220,8 +272,11 @@ class RunQueue:
     def duplicate_of(self, trial: Any, key: Key) -> int | None:
         """The number of a trial that already ran (or is running) ``key``, if any."""
         ts = self._optuna.trial.TrialState
+        rf = self.retry_from()
         for ft in self._study.get_trials(deepcopy=False):
             if ft.number == trial.number or ft.user_attrs.get("duplicate_of") is not None:
+                continue
+            if self.superseded(ft, rf):
                 continue
             if self.key(ft.user_attrs) != key:
                 continue

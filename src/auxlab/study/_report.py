@@ -333,6 +333,12 @@ def write_report(records: StudyRecords, out: Path, level: float = 0.95) -> Path:
         f"{sum(r['state'] == 'FAIL' for r in rows)} failed). torch {torch.__version__}, "
         f"Python {platform.python_version()}."
     )
+    if records.unfinished:
+        summary = [
+            f"PARTIAL: {len(records.unfinished)} run(s) were not finished when this report was "
+            "written; run the study again once they are.",
+            *summary,
+        ]
     return _report.write_html(
         out / "report.html",
         f"auxlab study: {records.name}",

@@ -36,6 +36,9 @@ class StudyRecords:
             :meth:`Study.results <auxlab.study.Study.results>`), ``epochs`` (the epoch
             records), ``probes`` (the diagnostics' probed steps), ``flow`` (gradient norm per
             task and layer) and ``monitor`` (the epoch record's key of the metric).
+        unfinished: Rows of the runs still waiting or running when the records were read
+            (another worker's): results with any are partial. :meth:`to_csv` writes them
+            with their state (``WAITING``, ``RUNNING``) and no value.
     """
 
     name: str
@@ -46,6 +49,7 @@ class StudyRecords:
     epochs: int
     description: str = ""
     runs: list[dict[str, Any]] = field(default_factory=list)
+    unfinished: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def rows(self) -> list[dict[str, Any]]:
@@ -54,7 +58,7 @@ class StudyRecords:
 
     def to_csv(self, path: str | Path) -> Path:
         """Write :attr:`rows` as CSV (columns: the union over rows, in first-seen order)."""
-        rows = self.rows
+        rows = self.rows + self.unfinished
         cols: list[str] = []
         for r in rows:
             cols += [k for k in r if k not in cols]
@@ -82,22 +86,45 @@ def _label(s: Setting | None, sid: str, weight: float | None) -> str:
 
 
 def records_from_trials(
-    trials: Iterable[Any], by_id: Mapping[str, Setting], **about: Any
+    trials: Iterable[Any], by_id: Mapping[str, Setting], retry_from: int = 0, **about: Any
 ) -> StudyRecords:
     """The records of a study's finished runs, from its Optuna trials.
 
     Args:
-        trials: The study's (frozen) trials; waiting, running and bookkeeping trials are left
-            out.
+        trials: The study's (frozen) trials; bookkeeping trials, interrupted runs and failed
+            runs that were run again (numbered below ``retry_from``) are left out; waiting
+            and running ones go to :attr:`StudyRecords.unfinished`.
         by_id: The study's settings by id.
+        retry_from: Failed trials numbered below it were run again.
         **about: The other :class:`StudyRecords` fields (``name``, ``metric``, ...).
     """
     runs = []
+    unfinished = []
     for ft in trials:
         ua = ft.user_attrs
         if ua.get("duplicate_of") is not None or "setting" not in ua:
             continue
         state = ft.state.name
+        if state == "FAIL" and (ua.get("interrupted") or ft.number < retry_from):
+            continue
+        if state in ("WAITING", "RUNNING"):
+            s = by_id.get(ua["setting"])
+            weight = ua.get("weight", s.weight if s is not None else None)
+            where = f" in {ua['worker']}" if ua.get("worker") else ""
+            unfinished.append(
+                {
+                    "trial": ft.number,
+                    "state": state,
+                    "setting": ua["setting"],
+                    "label": _label(s, ua["setting"], weight),
+                    "kind": s.kind if s is not None else "",
+                    "weight": math.nan if weight is None else float(weight),
+                    "seed": int(ua["seed"]),
+                    "value": math.nan,
+                    "error": f"not finished{where} when these results were written (partial)",
+                }
+            )
+            continue
         if state not in ("COMPLETE", "PRUNED", "FAIL"):
             continue
         s = by_id.get(ua["setting"])
@@ -133,4 +160,4 @@ def records_from_trials(
                 "monitor": ua.get("monitor"),
             }
         )
-    return StudyRecords(runs=runs, **about)
+    return StudyRecords(runs=runs, unfinished=unfinished, **about)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
+import time
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -80,6 +82,42 @@ def _postgres_driver(url: str) -> str:
     )
 
 
+_JOURNAL_FIX = (
+    "If it is a study journal cut by a crash or a full disk, keep a copy and delete its "
+    "incomplete or broken lines (each line is one JSON record; the runs they recorded will "
+    "run again); otherwise choose another --storage."
+)
+
+
+def _check_journal(path: Path, lock: Any) -> None:
+    """Refuse a journal file whose first line is not a record, or whose last is cut."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with open(path, "rb") as f:
+        first = f.readline(1 << 20)
+    try:
+        record = json.loads(first)
+        if not isinstance(record, dict) or "op_code" not in record:
+            raise ValueError("no op_code")
+    except (ValueError, UnicodeDecodeError):
+        raise StorageError(
+            f"the study storage {path} is not an Optuna journal: its first line is not a "
+            f"journal record. {_JOURNAL_FIX}"
+        ) from None
+    lock.acquire()  # a writer holds it while it appends: the last line is whole outside it
+    try:
+        with open(path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            cut = f.read(1) != b"\n"
+    finally:
+        lock.release()
+    if cut:
+        raise StorageError(
+            f"the study storage {path} is cut mid-record: its last line is incomplete. "
+            f"{_JOURNAL_FIX}"
+        )
+
+
 def open_storage(
     spec: str | None, heartbeat: int | None = HEARTBEAT, grace: int | None = GRACE
 ) -> Any:
@@ -106,14 +144,23 @@ def open_storage(
         path = Path(spec)
         if path.parent and not path.parent.exists():
             raise StorageError(f"cannot open the journal file {spec}: {path.parent} does not exist")
+        if path.is_dir():
+            raise StorageError(f"the study storage {spec} is a folder; give a file name")
         journal = optuna.storages.journal
         try:
-            backend = journal.JournalFileBackend(
-                str(path), lock_obj=journal.JournalFileOpenLock(str(path))
-            )
+            lock = journal.JournalFileOpenLock(str(path))
+            _check_journal(path, lock)
+            backend = journal.JournalFileBackend(str(path), lock_obj=lock)
             return journal.JournalStorage(backend)
         except OSError as exc:
             raise StorageError(f"cannot open the journal file {spec}: {exc}") from None
+        except StorageError:
+            raise
+        except Exception as exc:  # a line that is not a journal record
+            raise StorageError(
+                f"the study storage {spec} is not a readable Optuna journal ({type(exc).__name__}: "
+                f"{exc}). {_JOURNAL_FIX}"
+            ) from None
     scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
     engine_kwargs: dict[str, Any] = {}
     if scheme == "sqlite":
@@ -127,18 +174,31 @@ def open_storage(
             "connect_timeout": int(os.environ.get("AUXLAB_DB_CONNECT_TIMEOUT", "10"))
         }
         engine_kwargs["pool_pre_ping"] = True
-    try:
-        with warnings.catch_warnings():
-            # Heartbeats are "experimental" in Optuna; they are what detects dead workers.
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=heartbeat,
-                grace_period=grace,
-            )
-    except Exception as exc:  # driver errors have many types; all mean "cannot open"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StorageError(
-            f"cannot open the study storage {describe(spec)}: {type(exc).__name__}: {first}"
-        ) from None
+    # Two processes creating one new SQLite file at once race on its tables (the second
+    # fails on `alembic_version`); the loser tries again and finds them made.
+    attempts = 6 if scheme == "sqlite" else 1
+    for attempt in range(attempts):
+        try:
+            with warnings.catch_warnings():
+                # Heartbeats are "experimental" in Optuna; they are what detects dead workers.
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat,
+                    grace_period=grace,
+                )
+        except Exception as exc:  # driver errors have many types; all mean "cannot open"
+            text = str(exc)
+            if attempt + 1 < attempts and "file is not a database" not in text:
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+            hint = ""
+            if "file is not a database" in text:
+                hint = " (it is another kind of file: choose another --storage)"
+            raise StorageError(
+                f"cannot open the study storage {describe(spec)}: {type(exc).__name__}: "
+                f"{first}{hint}"
+            ) from None
+    raise AssertionError("unreachable")  # pragma: no cover

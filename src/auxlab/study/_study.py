@@ -8,6 +8,8 @@ TrialRunner`, here and in worker processes. What it found is read as plain
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import subprocess
 import sys
 import time
@@ -28,12 +30,16 @@ from auxlab.study._recommend import Recommendation
 from auxlab.study._report import write_report
 from auxlab.study._results import StudyRecords, records_from_trials
 from auxlab.study._settings import Setting, expand
-from auxlab.study._storage import describe, jsonable, open_storage
+from auxlab.study._storage import describe, jsonable, open_storage, storage_url
 from auxlab.study._trial import TrialRunner
 
 __all__ = ["Study"]
 
 _ATTR_CONFIG = "auxlab_config"
+#: What a resumed study must share with the one stored, once some run has finished: the runs
+#: of both are compared in one table.
+#: (``builder_args`` may change: they may hold how a run is done, not what it measures.)
+_CHECKED = ("strategies", "seeds", "metric", "epochs", "builder")
 
 
 class Study:
@@ -123,9 +129,23 @@ class Study:
                 created in Python with a builder that cannot be imported by name.
         """
         optuna = require("optuna", extra="study", feature="auxlab studies")
+        url = storage_url(storage) if storage != ":memory:" else ""
+        local = Path(url.split(":///", 1)[1]) if url and url.startswith("sqlite:///") else None
+        if url is None:
+            local = Path(storage)
+        if storage == ":memory:" or (local is not None and not local.exists()):
+            raise StudyError(
+                f"there is no study storage at {describe(storage)}: start the study first with "
+                f"`auxlab study CONFIG.toml --storage {storage}`, or check the path"
+            )
         store = open_storage(storage)
         summaries = optuna.get_all_study_summaries(store)
         names = [s.study_name for s in summaries]
+        if not names:
+            raise StudyError(
+                f"{describe(storage)} holds no study yet: start one with `auxlab study "
+                f"CONFIG.toml --storage {storage}`, then add workers"
+            )
         if name is None:
             if len(names) != 1:
                 raise StudyError(
@@ -192,8 +212,14 @@ class Study:
             study.set_user_attr(_ATTR_CONFIG, jsonable(mine))
         else:
             stored = study.user_attrs.get(_ATTR_CONFIG)
-            if stored is not None:
-                for key in ("strategies", "seeds", "metric", "epochs", "builder"):
+            ts = optuna.trial.TrialState
+            finished = study.get_trials(deepcopy=False, states=(ts.COMPLETE, ts.PRUNED))
+            if stored is not None and not finished:
+                # Nothing finished with the stored configuration (every run failed, or none
+                # ran yet): a corrected configuration replaces it, and the failed runs run again.
+                study.set_user_attr(_ATTR_CONFIG, jsonable(mine))
+            elif stored is not None:
+                for key in _CHECKED:
                     if jsonable(mine[key]) != stored.get(key) and mine[key] is not None:
                         raise StudyError(
                             f"study '{name}' in {describe(self.config.storage)} was created with "
@@ -214,8 +240,13 @@ class Study:
         self._queue.maintain()
         return self
 
-    def run(self, workers: int | None = None, threads: int | None = None) -> Study:
+    def run(
+        self, workers: int | None = None, threads: int | None = None, wait: float = 0.0
+    ) -> Study:
         """Run the study until every run is done (or the budget is spent); return ``self``.
+
+        Runs that failed in an earlier call (an error in the builder, a metric that is NaN)
+        are run again, once per call: fix the cause and call again.
 
         Args:
             workers: Worker processes (default: the config's). With more than one, the
@@ -225,6 +256,10 @@ class Study:
             threads: torch's intra-op threads, here and in each worker (default: the
                 config's; else ``OMP_NUM_THREADS`` if set, else 1). This process's thread
                 count is restored when the study returns.
+            wait: Seconds to wait, when the queue is empty, for runs that other processes
+                are still running (and to take over those of workers that die meanwhile).
+                What is still unfinished then is in :meth:`unfinished`, and the records mark
+                it (the results are partial).
 
         Raises:
             StudyError: For several workers with in-memory storage or an unnamed builder.
@@ -236,6 +271,7 @@ class Study:
         before = torch.get_num_threads()
         choice = configure_threads(self.config.threads if threads is None else threads)
         try:
+            self._queue.retry_failed()
             self.prepare()
             if n > 1:
                 if self.config.storage in (None, ":memory:"):
@@ -248,7 +284,16 @@ class Study:
                         "worker processes import the builder by name: give it as 'module:function'"
                     )
                 self.spawn_workers(n, threads=choice.threads)
-            return self.work()
+            self.work()
+            deadline = time.monotonic() + wait
+            budget = self.config.max_trials is not None or self.config.timeout is not None
+            while time.monotonic() < deadline and any(
+                r["state"] == "RUNNING" for r in self.unfinished()
+            ):
+                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+                if not budget:
+                    self.work()  # takes over the runs of workers that died meanwhile
+            return self
         finally:
             if torch.get_num_threads() != before:
                 torch.set_num_threads(before)
@@ -279,7 +324,27 @@ class Study:
         if not self.progress:
             cmd.append("--quiet")
         procs = [subprocess.Popen(cmd) for _ in range(n)]
-        return [p.wait() for p in procs]
+        try:
+            return [p.wait() for p in procs]
+        except KeyboardInterrupt:
+            # Ctrl-C in a terminal reaches the workers too; each puts its run back in the
+            # queue and ends. Those it did not reach (a signal sent to this process only) get
+            # it from here; any still running after 30 s (or a second Ctrl-C) are killed.
+            deadline = time.monotonic() + 30
+            try:
+                for p in procs:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        p.wait(timeout=2)
+                for p in procs:
+                    if p.poll() is None:
+                        p.send_signal(signal.SIGINT)
+                for p in procs:
+                    p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except (subprocess.TimeoutExpired, KeyboardInterrupt):
+                for p in procs:
+                    if p.poll() is None:
+                        p.kill()
+            raise
 
     def work(self) -> Study:
         """Take runs from the queue and run them until none is left; return ``self``.
@@ -308,6 +373,20 @@ class Study:
             ran += 1
         return self
 
+    def unfinished(self) -> list[dict[str, Any]]:
+        """The runs still waiting or running (in other processes); ``[]`` when all finished."""
+        return self.records().unfinished
+
+    def failed(self) -> list[dict[str, Any]]:
+        """The rows of the runs whose last attempt failed (state ``FAIL``), with its ``error``.
+
+        A run whose worker died and which ran again afterwards is not among them.
+        """
+        latest: dict[tuple[str, int], dict[str, Any]] = {}
+        for r in sorted(self.records().rows, key=lambda r: r["trial"]):
+            latest[(r["label"], r["seed"])] = r
+        return [r for r in latest.values() if r["state"] == "FAIL"]
+
     # -- results -----------------------------------------------------------------------------
 
     def records(self) -> StudyRecords:
@@ -315,6 +394,7 @@ class Study:
         return records_from_trials(
             self._study.get_trials(deepcopy=False),
             self._queue.by_id,
+            retry_from=self._queue.retry_from(),
             name=self.config.name,
             metric=self.config.metric,
             direction=self.direction,

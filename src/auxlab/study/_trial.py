@@ -92,6 +92,13 @@ class TrialRunner:
             self._save(trial, epochs, diag_box, started, None)
             self._study.tell(trial, state=ts.FAIL)
             self._say(trial, setting, seed, weight, f"FAILED: {type(exc).__name__}: {exc}", epochs)
+        except KeyboardInterrupt:
+            # Ctrl-C: the run is put back in the queue (an interrupted trial is not a result)
+            # and the interrupt goes on to the command, which says what was kept.
+            with contextlib.suppress(Exception):
+                trial.set_user_attr("interrupted", True)
+                self._study.tell(trial, state=ts.FAIL)
+            raise
         else:
             self._save(trial, epochs, diag_box, started, best_epoch, test)
             self._study.tell(trial, value)
