@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import traceback
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,8 @@ from torch import distributed as dist
 from torch import multiprocessing as mp
 from torch import nn
 
-from auxlab import Balancer
+from auxlab import Balancer, Objective, fit
+from auxlab.distributed import resolve
 from auxlab.schedules import linear
 from auxlab.weighting import (
     FixedWeights,
@@ -113,10 +115,57 @@ def _train(name: str, tasks: list[str], rows: slice, distributed: object) -> dic
     return {"params": params, "weights": torch.tensor(weights), "losses": torch.tensor(losses)}
 
 
+class DictNet(Net):
+    """The same network, returning its outputs only (for ``fit``)."""
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # type: ignore[override]
+        return super().forward(x)[0]
+
+
+def _fit(strategy: str, rows: slice, ddp: bool) -> torch.Tensor:
+    """``fit`` on a DDP model (detected), or in one process (``distributed=False``: the
+    process group is initialised, which would otherwise switch it on)."""
+    tasks = ["main", "aux1"]
+    torch.manual_seed(0)
+    plain = DictNet(tasks)
+    model: nn.Module = nn.parallel.DistributedDataParallel(plain) if ddp else plain
+    batches = [(x[rows], {t: v[rows] for t, v in y.items()}) for x, y in _data(tasks)]
+    fit(model, batches, Objective("mse", main="main"), strategy, epochs=2, optimizer="sgd",
+        lr=0.1, shared=plain.trunk, progress=False, distributed=None if ddp else False)  # fmt: skip
+    return torch.cat([p.detach().reshape(-1) for p in plain.parameters()])
+
+
+class Refuses(FixedWeights):
+    """A strategy that declares it cannot be averaged across processes."""
+
+    distributed_refusal = "its decision depends on each process's own batch"
+
+
+def _refusals(tasks: list[str]) -> dict[str, str]:
+    out = {}
+    for key, make in {
+        "layerwise": lambda: Balancer(
+            "pcgrad", shared=Net(tasks).trunk, grad_mode="layerwise", distributed=True
+        ),
+        "strategy": lambda: Balancer(Refuses({"aux1": 0.2}), distributed=True),
+    }.items():
+        try:
+            make()
+            out[key] = "accepted"
+        except ValueError as err:
+            out[key] = str(err)
+    return out
+
+
 def _worker(rank: int, folder: str) -> None:
     torch.set_num_threads(1)
+    # A failure in one process makes the other's next collective time out, not hang.
     dist.init_process_group(
-        "gloo", init_method=f"file://{folder}/store", rank=rank, world_size=WORLD
+        "gloo",
+        init_method=f"file://{folder}/store",
+        rank=rank,
+        world_size=WORLD,
+        timeout=timedelta(seconds=60),
     )
     results: dict[str, object] = {}
     try:
@@ -140,6 +189,13 @@ def _worker(rank: int, folder: str) -> None:
                     name_: float((got[name_] - ref[name_]).abs().max())
                     for name_ in ("params", "weights", "losses")
                 } | {"ranks": float((both[0] - both[1]).abs().max())}
+        half_rows = slice(rank * half, (rank + 1) * half)
+        for strategy in ("pcgrad", "uncertainty"):
+            got = _fit(strategy, half_rows, True)
+            if rank == 0:
+                diff = float((got - _fit(strategy, slice(None), False)).abs().max())
+                results[f"fit/{strategy}"] = {"params": diff}
+        results["refusals"] = _refusals(["main", "aux1"])  # type: ignore[assignment]
     except Exception:  # reported to the test, which fails with it
         results["error"] = traceback.format_exc()
     finally:
@@ -162,7 +218,8 @@ def equivalence(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str,
     return run_equivalence(str(tmp_path_factory.mktemp("ddp")))
 
 
-#: Strategies that refuse data-parallel training, and a word their error must contain.
+#: Registered strategies that refuse data-parallel training, and what their error must say.
+#: None does: each takes the global batch's step from averaged signals.
 REFUSED: dict[str, str] = {}
 
 
@@ -179,3 +236,29 @@ def test_two_processes_take_the_step_of_one(equivalence, name, num_tasks):
     assert got["params"] < TOL, got
     assert got["weights"] < TOL, got
     assert got["losses"] < TOL, got
+
+
+@pytest.mark.parametrize("strategy", ["pcgrad", "uncertainty"])
+def test_fit_detects_the_ddp_model(equivalence, strategy):
+    assert equivalence[f"fit/{strategy}"]["params"] < TOL
+
+
+def test_what_cannot_be_averaged_is_refused_with_the_reason(equivalence):
+    refusals = equivalence["refusals"]
+    assert "mean of the processes' Gramians is not the Gramian" in refusals["layerwise"]
+    assert "grad_mode='auto'" in refusals["layerwise"]
+    assert "Refuses cannot be used in data-parallel training: its decision" in refusals["strategy"]
+
+
+def test_off_without_a_process_group():
+    assert resolve(None) is None
+    assert resolve(False) is None
+    balancer = Balancer("pcgrad", shared=Net(["main", "aux1"]).trunk)
+    assert type(balancer._source).__name__ == "SignalSource"
+
+
+def test_bad_distributed_values_are_named():
+    with pytest.raises(TypeError, match="DistributedDataParallel model, a process group"):
+        Balancer("equal", distributed="gloo")
+    with pytest.raises(ValueError, match="init_process_group"):
+        Balancer("equal", distributed=True)

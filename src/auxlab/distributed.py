@@ -58,26 +58,30 @@ def resolve(distributed: Any) -> tuple[Any, nn.Module | None] | None:
     """
     if distributed is False:
         return None
+    if not (
+        distributed is None
+        or distributed is True
+        or isinstance(distributed, _DDP)
+        or (dist.is_available() and isinstance(distributed, dist.ProcessGroup))
+    ):
+        raise TypeError(
+            "distributed must be a DistributedDataParallel model, a process group, True, "
+            f"False or None, got {type(distributed).__name__}"
+        )
     initialised = dist.is_available() and dist.is_initialized()
     if distributed is None:
         if not initialised or dist.get_world_size() < 2:
             return None
         return None, None
-    if isinstance(distributed, _DDP):
-        return distributed.process_group, distributed
     if not initialised:
         raise ValueError(
-            f"distributed={distributed!r} needs torch.distributed to be initialised: call "
-            "torch.distributed.init_process_group(...) in every process first."
+            "distributed training needs torch.distributed to be initialised: call "
+            "torch.distributed.init_process_group(...) in every process before building "
+            "the Balancer (or pass distributed=False)."
         )
-    if distributed is True:
-        return None, None
-    if isinstance(distributed, dist.ProcessGroup):
-        return distributed, None
-    raise TypeError(
-        "distributed must be a DistributedDataParallel model, a process group, True, False "
-        f"or None, got {type(distributed).__name__}"
-    )
+    if isinstance(distributed, _DDP):
+        return distributed.process_group, distributed
+    return (None if distributed is True else distributed), None
 
 
 def signal_source(
@@ -90,9 +94,12 @@ def signal_source(
     found = resolve(distributed)
     if found is None:
         return SignalSource(shared, strategy.needs, grad_mode)
+    # A strategy that cannot take the global batch's step from averaged signals says why.
     refusal = getattr(strategy, "distributed_refusal", None)
     if refusal:
-        raise ValueError(f"{type(strategy).__name__} cannot be used data-parallel: {refusal}")
+        raise ValueError(
+            f"{type(strategy).__name__} cannot be used in data-parallel training: {refusal}"
+        )
     group, ddp = found
     return DistributedSource(shared, strategy.needs, grad_mode, group=group, ddp=ddp)
 

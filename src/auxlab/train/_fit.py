@@ -117,6 +117,7 @@ def fit(
     seed: int | None = None,
     nan_policy: str = "raise",
     callbacks: Sequence[Callable[[dict[str, Any]], None]] = (),
+    distributed: Any = None,
 ) -> History:
     """Train ``model`` on named tasks; return a :class:`History`.
 
@@ -159,6 +160,10 @@ def fit(
             caller's random state is restored afterwards.
         nan_policy: ``"raise"`` or ``"skip"`` for non-finite losses (see :class:`Balancer`).
         callbacks: Functions called with each epoch's record (after validation).
+        distributed: Data-parallel training, as ``Balancer(distributed=...)``
+            (``docs/distributed.md``). ``None`` (default): on when ``model`` is a
+            ``DistributedDataParallel`` model or a process group of more than one process
+            is initialised; ``False``: off.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -210,8 +215,11 @@ def _fit(
     seed: int | None,
     nan_policy: Any,
     callbacks: Sequence[Callable[[dict[str, Any]], None]],
+    distributed: Any,
 ) -> History:
     objective.bind(model)
+    if distributed in (None, True) and isinstance(model, nn.parallel.DistributedDataParallel):
+        distributed = model  # the Balancer switches its gradient averaging off where needed
     balancer = (
         strategy
         if isinstance(strategy, Balancer)
@@ -221,6 +229,7 @@ def _fit(
             main=objective.main or None,
             nan_policy=nan_policy,
             tasks=objective.tasks or None,  # known tasks create learnable weights up front
+            distributed=distributed,
         )
     )
     extra = balancer.parameters()
