@@ -6,6 +6,9 @@ linear head per task (MSE), SGD(lr=0.01). Per strategy and task count, in the sa
 
 * ``plain-ddp``: the baseline, plain DDP with fixed weights: ``Σ wᵢ·Lᵢ`` and one
   ``backward()``, DDP averaging the gradients as usual;
+* ``fixed-local``: ``Balancer(FixedWeights(...), distributed=False)`` on the same DDP
+  model (DDP averages the one backward; fixed weights need nothing else): the Balancer's
+  own bookkeeping without any reduction of its own;
 * each strategy: ``Balancer(strategy, shared=trunk, distributed=ddp)``.
 
 ``bytes_per_step`` is the payload all-reduced (or gathered) per step and process: DDP's
@@ -13,8 +16,11 @@ gradient averaging (every parameter, when it is kept on) plus the Balancer's own
 (``DistributedSource.bytes_reduced``): ``T`` loss values, and for strategies that read
 per-task gradients the ``T×d`` gradients plus the heads' gradients. ``seconds`` is the
 median seconds per step of rank 0 (after warm-up), and ``ratio`` is that over the
-``plain-ddp`` median at the same task count. Timings on a shared machine are noisy; rows are
-interleaved (every round runs every configuration once) so that load affects them alike.
+``plain-ddp`` median at the same task count. ``comm_seconds`` is the mean time per step
+spent in the Balancer's own collectives (``DistributedSource.seconds_reducing``), which
+separates the cost of communication from that of the strategy's extra backward passes.
+Timings on a shared machine are noisy; rows are interleaved (every round runs every
+configuration once) so that load affects them alike.
 
 Reproduce::
 
@@ -22,7 +28,7 @@ Reproduce::
     python benchmarks/distributed_overhead.py --quick --json /tmp/do.json
 
 Records are flat: ``strategy``, ``tasks``, ``world_size``, ``bytes_per_step``, ``seconds``,
-``ratio``.
+``ratio`` (and ``comm_seconds``).
 """
 
 from __future__ import annotations
@@ -43,8 +49,18 @@ from torch import nn
 
 WORLD = 2
 BATCH = 64
-STRATEGIES = ["fixed", "equal", "uncertainty", "dwa", "mgda-ub", "pcgrad", "mgda", "upgrad"]
-QUICK_STRATEGIES = ["fixed", "uncertainty", "pcgrad", "upgrad"]
+STRATEGIES = [
+    "fixed-local",
+    "fixed",
+    "equal",
+    "uncertainty",
+    "dwa",
+    "mgda-ub",
+    "pcgrad",
+    "mgda",
+    "upgrad",
+]
+QUICK_STRATEGIES = ["fixed-local", "fixed", "uncertainty", "pcgrad", "upgrad"]
 
 
 class Net(nn.Module):
@@ -72,9 +88,14 @@ class Run:
         self.weights = {t: (1.0 if t == "main" else 0.2) for t in tasks}
         self.balancer = None
         if strategy != "plain-ddp":
-            made = FixedWeights(self.weights) if strategy == "fixed" else create(strategy)
+            fixed = strategy in ("fixed", "fixed-local")
+            made = FixedWeights(self.weights) if fixed else create(strategy)
             self.balancer = Balancer(
-                made, shared=self.plain.trunk, main="main", tasks=tasks, distributed=self.model
+                made,
+                shared=self.plain.trunk,
+                main="main",
+                tasks=tasks,
+                distributed=False if strategy == "fixed-local" else self.model,
             )
         extra = self.balancer.parameters() if self.balancer is not None else []
         self.opt = torch.optim.SGD(list(self.plain.parameters()) + extra, lr=0.01)
@@ -97,6 +118,11 @@ class Run:
         source = self.balancer._source if self.balancer is not None else None
         return int(getattr(source, "bytes_reduced", 0))
 
+    @property
+    def own_seconds(self) -> float:
+        source = self.balancer._source if self.balancer is not None else None
+        return float(getattr(source, "seconds_reducing", 0.0))
+
 
 def _worker(rank: int, folder: str, quick: bool) -> None:
     torch.set_num_threads(1)
@@ -116,6 +142,7 @@ def _worker(rank: int, folder: str, quick: bool) -> None:
             for run in runs.values():
                 run.step(x, y)
         before = {name: run.own_bytes for name, run in runs.items()}
+        before_s = {name: run.own_seconds for name, run in runs.items()}
         for _ in range(rounds):
             for name, run in runs.items():
                 dist.barrier()
@@ -134,6 +161,7 @@ def _worker(rank: int, folder: str, quick: bool) -> None:
                     "bytes_per_step": int(run.ddp_bytes + own),
                     "seconds": seconds,
                     "ratio": seconds / base,
+                    "comm_seconds": (run.own_seconds - before_s[name]) / rounds,
                 }
             )
     dist.destroy_process_group()
@@ -150,11 +178,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory() as folder:
         mp.spawn(_worker, args=(folder, args.quick), nprocs=WORLD, join=True)
         records = json.loads(Path(folder, "records.json").read_text())
-    print(f"{'strategy':<12} {'T':>3} {'bytes/step':>11} {'ms/step':>8} {'ratio':>6}")
+    print(f"{'strategy':<12} {'T':>3} {'bytes/step':>11} {'ms/step':>8} {'ratio':>6} comm ms")
     for r in records:
         print(
             f"{r['strategy']:<12} {r['tasks']:>3} {r['bytes_per_step']:>11} "
-            f"{1000 * r['seconds']:>8.2f} {r['ratio']:>6.2f}"
+            f"{1000 * r['seconds']:>8.2f} {r['ratio']:>6.2f} {1000 * r['comm_seconds']:>7.2f}"
         )
     if args.json is not None:
         args.json.write_text(json.dumps(records, indent=1) + "\n")

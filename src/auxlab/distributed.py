@@ -33,12 +33,13 @@ losses are means over the batch, so the global loss is the mean of the processes
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
-from torch import nn
 from torch import distributed as dist
+from torch import nn
 
 from auxlab._source import GradMode, SignalSource
 from auxlab._taskgrads import TaskGrads
@@ -117,8 +118,10 @@ class DistributedSource(SignalSource):
 
     Attributes:
         world: The number of processes.
-        bytes_reduced: Bytes this process has sent to reductions so far (a counter for
-            measuring the cost; DDP's own averaging is not counted).
+        bytes_reduced: Bytes of the tensors this process has reduced or gathered so far
+            (the payload, a counter for measuring the cost; DDP's own averaging is not
+            counted).
+        seconds_reducing: Seconds spent in those collectives so far.
     """
 
     def __init__(
@@ -142,6 +145,7 @@ class DistributedSource(SignalSource):
         self.group = group
         self.world = dist.get_world_size(group)
         self.bytes_reduced = 0
+        self.seconds_reducing = 0.0
         self._values: torch.Tensor | None = None
         # Loss-only strategies: DDP's own averaging of the backward stays on.
         self._ddp_params: set[int] = set()
@@ -176,6 +180,7 @@ class DistributedSource(SignalSource):
         t = rep_grads.shape[0]
         size = torch.tensor([rep_grads.shape[1]], dtype=torch.int64)
         sizes = [torch.zeros_like(size) for _ in range(self.world)]
+        start = time.perf_counter()
         dist.all_gather(sizes, size, group=self.group)
         most = int(max(int(s) for s in sizes))
         padded = torch.zeros(t, most, dtype=rep_grads.dtype, device=rep_grads.device)
@@ -183,6 +188,7 @@ class DistributedSource(SignalSource):
         parts = [torch.empty_like(padded) for _ in range(self.world)]
         dist.all_gather(parts, padded, group=self.group)
         self.bytes_reduced += padded.numel() * padded.element_size() * self.world
+        self.seconds_reducing += time.perf_counter() - start
         pieces = [p[:, : int(n)] for p, n in zip(parts, sizes, strict=True)]
         return torch.cat(pieces, dim=1) / self.world
 
@@ -217,7 +223,9 @@ class DistributedSource(SignalSource):
                 flat = buf if buf.is_contiguous() else buf.contiguous()
             else:
                 flat = torch.cat([tensors[i].reshape(-1) for i in idx])
+            start = time.perf_counter()
             dist.all_reduce(flat, group=self.group)
+            self.seconds_reducing += time.perf_counter() - start
             flat.div_(self.world)
             self.bytes_reduced += flat.numel() * flat.element_size()
             if len(idx) == 1:
