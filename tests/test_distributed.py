@@ -84,7 +84,9 @@ def _data(tasks: list[str]) -> list[tuple[torch.Tensor, dict[str, torch.Tensor]]
     return out
 
 
-def _train(name: str, tasks: list[str], rows: slice, distributed: object) -> dict[str, object]:
+def _train(
+    name: str, tasks: list[str], rows: slice, distributed: object, every: int = 1
+) -> dict[str, object]:
     torch.manual_seed(0)
     model: nn.Module = Net(tasks)
     plain = model
@@ -97,6 +99,7 @@ def _train(name: str, tasks: list[str], rows: slice, distributed: object) -> dic
         main="main",
         tasks=tasks,
         distributed=model if distributed else False,
+        every=every,
     )
     opt = torch.optim.SGD(list(plain.parameters()) + balancer.parameters(), lr=0.1)
     weights, losses = [], []
@@ -190,6 +193,15 @@ def _worker(rank: int, folder: str) -> None:
                     for name_ in ("params", "weights", "losses")
                 } | {"ranks": float((both[0] - both[1]).abs().max())}
         half_rows = slice(rank * half, (rank + 1) * half)
+        # Steps between refreshes reuse the weights: the shared block's gradient then comes
+        # from the local backward and is averaged after it.
+        tasks = ["main", "aux1", "aux2", "aux3"]
+        for name in ("pcgrad", "uncertainty"):
+            got = _train(name, tasks, half_rows, True, every=2)
+            if rank == 0:
+                ref = _train(name, tasks, slice(None), False, every=2)
+                diff = float((got["params"] - ref["params"]).abs().max())  # type: ignore[operator]
+                results[f"every/{name}"] = {"params": diff}
         for strategy in ("pcgrad", "uncertainty"):
             got = _fit(strategy, half_rows, True)
             if rank == 0:
@@ -262,3 +274,8 @@ def test_bad_distributed_values_are_named():
         Balancer("equal", distributed="gloo")
     with pytest.raises(ValueError, match="init_process_group"):
         Balancer("equal", distributed=True)
+
+
+@pytest.mark.parametrize("strategy", ["pcgrad", "uncertainty"])
+def test_steps_between_refreshes_are_averaged_too(equivalence, strategy):
+    assert equivalence[f"every/{strategy}"]["params"] < TOL

@@ -27,7 +27,8 @@ plugs in by overriding the hooks it calls (:mod:`auxlab.distributed`): ``reduce_
 formed and before the strategy decides) and ``applied`` (the gradients the step wrote from
 local losses). The Gramian is not linear in the gradients (the mean of the processes'
 Gramians is not the Gramian of the mean gradient), so it is formed from reduced gradients;
-the layer-wise way, which never forms them, is switched off there (``layerwise=False``).
+the layer-wise way, which never forms them, is switched off there
+(``allow_layerwise=False``).
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ class SignalSource:
         needs: What the strategy will ask for; decides whether the layer-wise Gramian is set
             up (Gramian-only strategies on a shared module).
         grad_mode: ``"auto"``, ``"loop"``, ``"batched"`` or ``"layerwise"`` (module docstring).
-        layerwise: Whether the layer-wise Gramian may be used at all (``False`` under
+        allow_layerwise: Whether the layer-wise Gramian may be used at all (``False`` under
             data parallelism, where the Gramian must come from reduced gradients).
 
     Attributes:
@@ -142,7 +143,7 @@ class SignalSource:
         shared: nn.Module | Iterable[torch.Tensor] | None,
         needs: Iterable[Need] = (),
         grad_mode: GradMode = "auto",
-        layerwise: bool = True,
+        allow_layerwise: bool = True,
     ) -> None:
         if grad_mode not in ("auto", "loop", "batched", "layerwise"):
             raise ValueError(
@@ -162,7 +163,7 @@ class SignalSource:
         # The way timed at the current step, its start, and its engine's call counts then.
         self._pending: tuple[str, float, dict[str, int]] | None = None
         if (
-            layerwise
+            allow_layerwise
             and grad_mode in ("auto", "layerwise")
             and Need.GRAMIAN in needs
             and Need.GRADS not in needs

@@ -141,7 +141,7 @@ class DistributedSource(SignalSource):
                 "(the per-task gradients are averaged, then the Gramian is formed)."
             )
         needs = frozenset(needs)
-        super().__init__(shared, needs, grad_mode, layerwise=False)
+        super().__init__(shared, needs, grad_mode, allow_layerwise=False)
         self.group = group
         self.world = dist.get_world_size(group)
         self.bytes_reduced = 0
@@ -200,8 +200,11 @@ class DistributedSource(SignalSource):
         params = [p for p in graph_leaves(total) if id(p) not in skip and p.grad is not None]
         if not params:
             return
-        grads = [p.grad.to_dense() if p.grad.is_sparse else p.grad for p in params]  # type: ignore[union-attr]
-        reduced = self._mean([g.detach().clone() for g in grads])
+        grads = []
+        for p in params:
+            assert p.grad is not None
+            grads.append((p.grad.to_dense() if p.grad.is_sparse else p.grad).detach().clone())
+        reduced = self._mean(grads)
         for p, g in zip(params, reduced, strict=True):
             assert p.grad is not None
             p.grad = g.to_sparse(sparse_dim=p.grad.sparse_dim()) if p.grad.is_sparse else g
