@@ -22,11 +22,13 @@ Balancer can write ``Σ cᵢ·gᵢ`` there without another backward through the 
 (:meth:`StepSignals.combine`).
 
 ``collect`` is the one place where per-task signals are produced: data-parallel training
-plugs in by wrapping it (a subclass that reduces the losses and per-task gradients across
-processes before the strategy decides, and returns them with ``dataclasses.replace``).
-The shared block's combination is linear in the per-task gradients, so it may equally be
-reduced after :meth:`StepSignals.combine`; the Gramian is not, so it must come from
-reduced gradients (the layer-wise way, which never forms them, does not apply there).
+plugs in by overriding the hooks it calls (:mod:`auxlab.distributed`): ``reduce_values``
+(the loss values), ``_reduce_task_grads`` and ``_reduce_rep_grads`` (before the Gramian is
+formed and before the strategy decides) and ``applied`` (the gradients the step wrote from
+local losses). The Gramian is not linear in the gradients (the mean of the processes'
+Gramians is not the Gramian of the mean gradient), so it is formed from reduced gradients;
+the layer-wise way, which never forms them, is switched off there
+(``allow_layerwise=False``).
 """
 
 from __future__ import annotations
@@ -129,6 +131,8 @@ class SignalSource:
         needs: What the strategy will ask for; decides whether the layer-wise Gramian is set
             up (Gramian-only strategies on a shared module).
         grad_mode: ``"auto"``, ``"loop"``, ``"batched"`` or ``"layerwise"`` (module docstring).
+        allow_layerwise: Whether the layer-wise Gramian may be used at all (``False`` under
+            data parallelism, where the Gramian must come from reduced gradients).
 
     Attributes:
         params: The shared parameters that require grad, in order.
@@ -139,6 +143,7 @@ class SignalSource:
         shared: nn.Module | Iterable[torch.Tensor] | None,
         needs: Iterable[Need] = (),
         grad_mode: GradMode = "auto",
+        allow_layerwise: bool = True,
     ) -> None:
         if grad_mode not in ("auto", "loop", "batched", "layerwise"):
             raise ValueError(
@@ -158,7 +163,8 @@ class SignalSource:
         # The way timed at the current step, its start, and its engine's call counts then.
         self._pending: tuple[str, float, dict[str, int]] | None = None
         if (
-            grad_mode in ("auto", "layerwise")
+            allow_layerwise
+            and grad_mode in ("auto", "layerwise")
             and Need.GRAMIAN in needs
             and Need.GRADS not in needs
             and isinstance(shared, nn.Module)
@@ -195,7 +201,7 @@ class SignalSource:
         needs = frozenset(needs)
         tasks = tuple(losses)
         ordered = list(losses.values())
-        values = {t: loss.detach() for t, loss in losses.items()}
+        values = self._reduce_losses({t: loss.detach() for t, loss in losses.items()})
         self._pending = None
         grads = gram = rep = None
         task_grads = layerwise = None
@@ -207,8 +213,29 @@ class SignalSource:
                     "gradients on the shared representation need the representation: pass "
                     "representation=<tensor> to backward()."
                 )
-            rep = representation_grads(ordered, representation)
+            rep = self._reduce_rep_grads(representation_grads(ordered, representation))
         return StepSignals(values, grads, gram, rep, self.params, task_grads, layerwise)
+
+    # -- hooks for data parallelism (identities here; see auxlab.distributed) --------------
+    def reduce_values(self, values: torch.Tensor) -> torch.Tensor:
+        """The step's loss values, ``(T,)`` float64, as the strategy and the record see them."""
+        return values
+
+    def _reduce_losses(self, losses: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return losses
+
+    def _reduce_task_grads(self, task_grads: TaskGrads) -> TaskGrads:
+        return task_grads
+
+    def _reduce_rep_grads(self, rep_grads: torch.Tensor) -> torch.Tensor:
+        return rep_grads
+
+    def applied(self, total: torch.Tensor, shared_written: bool) -> None:
+        """The step's gradients were written by backpropagating ``total``.
+
+        ``shared_written``: the shared block's gradients were written from this step's
+        per-task signals (not by the backward of ``total``).
+        """
 
     def finish(self, strategy_seconds: float = 0.0) -> None:
         """The step was applied: under ``"auto"``, record its time.
@@ -243,7 +270,7 @@ class SignalSource:
             else:
                 self._pending = (way, start, counts)
                 return None, gram, None, self._layerwise
-        task_grads = self._engine.task_grads(ordered, self.params, tasks)
+        task_grads = self._reduce_task_grads(self._engine.task_grads(ordered, self.params, tasks))
         grads = task_grads.flat() if Need.GRADS in needs else None
         if Need.GRAMIAN in needs:
             gram = task_grads.gramian()

@@ -24,6 +24,7 @@ from auxlab._apply import apply_decision
 from auxlab._errors import NonFiniteLossError, TaskMismatchError
 from auxlab._source import GradMode, SignalSource, StepSignals
 from auxlab._tasks import check_same_tasks
+from auxlab.distributed import signal_source
 from auxlab.weighting import (
     Decision,
     FixedWeights,
@@ -115,6 +116,12 @@ class Balancer:
             the first losses. Give them (with ``main``) when the strategy has learnable
             parameters, so that :meth:`parameters` can be handed to the optimizer before
             the first step.
+        distributed: Data-parallel training (``docs/distributed.md``): the
+            ``DistributedDataParallel`` model, a process group, ``True`` (the default
+            group), ``False``, or ``None`` (default: on when a process group of more than
+            one process is initialised). Every process then takes the step one process
+            would take on the global batch: losses and per-task gradients are averaged
+            across processes before the strategy decides, and the other gradients after.
 
     Cost: loss-based strategies, one backward. Strategies that read per-task gradients on
     the shared block, one backward through the trunk per task (the heads' gradients come
@@ -136,6 +143,7 @@ class Balancer:
         nan_policy: Literal["raise", "skip"] = "raise",
         grad_mode: GradMode = "auto",
         tasks: Iterable[str] | None = None,
+        distributed: Any = None,
     ) -> None:
         if isinstance(strategy, str):
             strategy = create(strategy)
@@ -173,7 +181,7 @@ class Balancer:
         self.skipped_steps = 0
         self._last: Decision | None = None
         # Everything per-task (loss values, gradients, Gramian) comes from here.
-        self._source = SignalSource(shared, strategy.needs, grad_mode)
+        self._source: SignalSource = signal_source(shared, strategy, grad_mode, distributed)
         self.shared = self._source.params
         if strategy.needs & {Need.GRADS, Need.GRAMIAN} and not self.shared:
             raise ValueError(
@@ -284,6 +292,7 @@ class Balancer:
             check_same_tasks(self.tasks, coef, "the tasks", "the strategy's shared weights")
         who = type(self.strategy).__name__
         apply_decision(decision, weights, total, losses, self.shared, got, who, run)
+        self._source.applied(total, got is not None and got.task_grads is not None)
 
         # The total from the values already read, so no further device synchronisation.
         total_value = sum(weights[t] * floats[t] for t in self.tasks)
@@ -305,7 +314,8 @@ class Balancer:
             if losses[t].ndim != 0:
                 raise ValueError(f"the loss of task '{t}' must be a scalar, got {losses[t].shape}")
         values = [losses[t].detach().to(torch.float64) for t in self.tasks]
-        return dict(zip(self.tasks, torch.stack(values).tolist(), strict=True))
+        reduced = self._source.reduce_values(torch.stack(values))
+        return dict(zip(self.tasks, reduced.tolist(), strict=True))
 
     def _refresh(
         self,

@@ -99,6 +99,7 @@ def fit(
     seed: int | None = None,
     nan_policy: str = "raise",
     callbacks: Sequence[Callable[[dict[str, Any]], None]] = (),
+    distributed: Any = None,
 ) -> History:
     """Train ``model`` on named tasks; return a :class:`History`.
 
@@ -146,6 +147,10 @@ def fit(
             caller's random state is restored afterwards.
         nan_policy: ``"raise"`` or ``"skip"`` for non-finite losses (see :class:`Balancer`).
         callbacks: Functions called with each epoch's record (after validation).
+        distributed: Data-parallel training, as ``Balancer(distributed=...)``
+            (``docs/distributed.md``). ``None`` (default): on when ``model`` is a
+            ``DistributedDataParallel`` model or a process group of more than one process
+            is initialised; ``False``: off.
 
     Raises:
         TypeError: For arguments of the wrong kind (``train`` not a re-iterable of
@@ -212,10 +217,13 @@ def _fit(
     seed: int | None,
     nan_policy: Any,
     callbacks: Sequence[Callable[[dict[str, Any]], None]],
+    distributed: Any,
 ) -> History:
     if checkpoint is not None:
         checkpoint = prepare_checkpoint(checkpoint)
     objective.bind(model)
+    if distributed in (None, True) and isinstance(model, nn.parallel.DistributedDataParallel):
+        distributed = model  # the Balancer switches its gradient averaging off where needed
     balancer = (
         strategy
         if isinstance(strategy, Balancer)
@@ -225,6 +233,7 @@ def _fit(
             main=objective.main or None,
             nan_policy=nan_policy,
             tasks=objective.tasks or None,  # known tasks create learnable weights up front
+            distributed=distributed,
         )
     )
     extra = balancer.parameters()
