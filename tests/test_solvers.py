@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from auxlab.weighting._cagrad_solver import cagrad_weights
 from auxlab.weighting._solvers import (
-    cagrad_weights,
     dual_cone_weights,
     min_norm_weights,
     nash_weights,

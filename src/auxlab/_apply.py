@@ -19,7 +19,7 @@ from auxlab._source import StepSignals
 from auxlab.signals import graph_leaves
 from auxlab.weighting import Decision
 
-__all__ = ["apply_decision"]
+__all__ = ["apply_decision", "reusable"]
 
 
 def apply_decision(
@@ -133,3 +133,28 @@ def _write_shared(
         else:
             p.grad = prev + g
         offset += n
+
+
+def reusable(decision: Decision) -> Decision:
+    """The last decision as it may be applied again, between refreshes, to a new batch.
+
+    Its weights are reused as constants. Whatever belongs to the batch or the autograd graph
+    it was computed on is dropped: a gradient written by the strategy (``shared_grad``; those
+    steps apply the strategy's weights with one plain backward), and, for strategies with
+    learnable parameters (uncertainty weighting), the graph from those parameters to the
+    weights and the regulariser (``extra_loss``), which the previous backward freed. The
+    strategy's parameters therefore learn on refresh steps only.
+    """
+    if (
+        decision.shared_grad is None
+        and decision.extra_loss is None
+        and not any(
+            isinstance(w, torch.Tensor) and w.requires_grad for w in decision.weights.values()
+        )
+    ):
+        return decision
+    weights = {
+        t: w.detach() if isinstance(w, torch.Tensor) else w for t, w in decision.weights.items()
+    }
+    shared = decision.shared_weights if decision.shared_grad is None else None
+    return Decision(weights, None, None, shared)

@@ -14,15 +14,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from auxlab._apply import apply_decision
+from auxlab._apply import apply_decision, reusable
 from auxlab._errors import NonFiniteLossError, TaskMismatchError
 from auxlab._source import GradMode, SignalSource, StepSignals
+from auxlab._step_record import StepRecord
 from auxlab._tasks import check_same_tasks
 from auxlab.distributed import signal_source
 from auxlab.weighting import (
@@ -37,51 +37,6 @@ from auxlab.weighting import (
 from auxlab.weighting._base import check_weight
 
 __all__ = ["Balancer", "GradMode", "StepRecord"]
-
-
-@dataclass
-class StepRecord:
-    """What happened at one Balancer step; probes and the History read it.
-
-    Attributes:
-        step: The step counter, from 0.
-        losses: Unweighted loss per task.
-        weights: Weight per task used at this step.
-        total: The weighted total ``Σ wᵢ·Lᵢ`` (plus a strategy's extra term, if any).
-        skipped: True if the step was skipped because a loss was not finite.
-        grad_norms: Per-task gradient norm on the shared parameters, when computed.
-        cosines: Cosine between the main task's gradient and each task's, when computed.
-        shared_weights: The coefficients applied to the per-task gradients on the shared
-            block, when the strategy set them apart from the head weights (gates,
-            projections, min-norm combinations).
-    """
-
-    step: int
-    losses: dict[str, float]
-    weights: dict[str, float]
-    total: float
-    skipped: bool = False
-    grad_norms: dict[str, float] | None = None
-    cosines: dict[str, float] | None = None
-    shared_weights: dict[str, float] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        """A flat ``{name: value}`` dict: ``loss_<task>``, ``weight_<task>``, ``total``, ..."""
-        out: dict[str, Any] = {"step": self.step, "total": self.total, "skipped": self.skipped}
-        for t, v in self.losses.items():
-            out[f"loss_{t}"] = v
-        for t, v in self.weights.items():
-            out[f"weight_{t}"] = v
-        for name, d in (
-            ("grad_norm", self.grad_norms),
-            ("cosine", self.cosines),
-            ("shared_weight", self.shared_weights),
-        ):
-            for t, v in (d or {}).items():
-                out[f"{name}_{t}"] = v
-        out.update(self.extra)
-        return out
 
 
 class Balancer:
@@ -282,7 +237,7 @@ class Balancer:
         decision = self._last
         assert decision is not None
         if got is None:
-            decision = _reused(decision)
+            decision = reusable(decision)
         check_same_tasks(self.tasks, decision.weights, "the tasks", "the strategy's weights")
 
         # Combine and apply: Σ wᵢ·Lᵢ, and the shared block's part as the strategy decided.
@@ -422,28 +377,3 @@ def _check_losses(losses: Any) -> None:
             "no loss is part of the autograd graph (none requires grad), so there is nothing to "
             "backpropagate: were they computed under torch.no_grad(), or detached?"
         )
-
-
-def _reused(decision: Decision) -> Decision:
-    """The last decision as it may be applied again, between refreshes, to a new batch.
-
-    Its weights are reused as constants. Whatever belongs to the batch or the autograd graph
-    it was computed on is dropped: a gradient written by the strategy (``shared_grad``; those
-    steps apply the strategy's weights with one plain backward), and, for strategies with
-    learnable parameters (uncertainty weighting), the graph from those parameters to the
-    weights and the regulariser (``extra_loss``), which the previous backward freed. The
-    strategy's parameters therefore learn on refresh steps only.
-    """
-    if (
-        decision.shared_grad is None
-        and decision.extra_loss is None
-        and not any(
-            isinstance(w, torch.Tensor) and w.requires_grad for w in decision.weights.values()
-        )
-    ):
-        return decision
-    weights = {
-        t: w.detach() if isinstance(w, torch.Tensor) else w for t, w in decision.weights.items()
-    }
-    shared = decision.shared_weights if decision.shared_grad is None else None
-    return Decision(weights, None, None, shared)

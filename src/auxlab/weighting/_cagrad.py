@@ -10,6 +10,7 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from auxlab.weighting._base import Decision, Need, NoState, Signals, Strategy
+from auxlab.weighting._cagrad_solver import cagrad_weights
 from auxlab.weighting._gradient_common import (
     _check_choice,
     _check_tasks,
@@ -18,7 +19,7 @@ from auxlab.weighting._gradient_common import (
     _tie_rtol,
 )
 from auxlab.weighting._registry import register
-from auxlab.weighting._solvers import SolverWarning, cagrad_weights
+from auxlab.weighting._solvers import SolverWarning
 
 __all__ = ["CAGrad"]
 
