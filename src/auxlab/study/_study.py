@@ -8,10 +8,6 @@ TrialRunner`, here and in worker processes. What it found is read as plain
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import subprocess
-import sys
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -30,6 +26,7 @@ from auxlab.study._recommend import Recommendation
 from auxlab.study._report import write_report
 from auxlab.study._results import StudyRecords, records_from_trials
 from auxlab.study._settings import Setting, expand
+from auxlab.study._spawn import spawn_workers
 from auxlab.study._storage import describe, jsonable, open_storage, storage_url
 from auxlab.study._trial import TrialRunner
 
@@ -309,42 +306,7 @@ class Study:
             raise StudyError("worker processes need a file or URL storage, not memory")
         if threads is None:
             threads = self.config.threads or torch.get_num_threads()
-        cmd = [
-            sys.executable,
-            "-m",
-            "auxlab.study._worker",
-            "--storage",
-            self.config.storage,
-            "--name",
-            self.config.name,
-            "--threads",
-            str(threads),
-            "--no-thread-line",
-        ]
-        if not self.progress:
-            cmd.append("--quiet")
-        procs = [subprocess.Popen(cmd) for _ in range(n)]
-        try:
-            return [p.wait() for p in procs]
-        except KeyboardInterrupt:
-            # Ctrl-C in a terminal reaches the workers too; each puts its run back in the
-            # queue and ends. Those it did not reach (a signal sent to this process only) get
-            # it from here; any still running after 30 s (or a second Ctrl-C) are killed.
-            deadline = time.monotonic() + 30
-            try:
-                for p in procs:
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        p.wait(timeout=2)
-                for p in procs:
-                    if p.poll() is None:
-                        p.send_signal(signal.SIGINT)
-                for p in procs:
-                    p.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except (subprocess.TimeoutExpired, KeyboardInterrupt):
-                for p in procs:
-                    if p.poll() is None:
-                        p.kill()
-            raise
+        return spawn_workers(self.config.storage, self.config.name, n, threads, self.progress)
 
     def work(self) -> Study:
         """Take runs from the queue and run them until none is left; return ``self``.
