@@ -203,7 +203,7 @@ def test_spawned_workers_get_the_resolved_count(
     env: str | None,
     expected: str,
 ) -> None:
-    import auxlab.study._study as study_module
+    import auxlab.study._spawn as study_module
 
     if env is not None:
         monkeypatch.setenv("OMP_NUM_THREADS", env)
