@@ -50,7 +50,6 @@ rather than let the processes drift apart. See ``docs/lightning.md``.
 from __future__ import annotations
 
 import contextlib
-import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -183,10 +182,13 @@ def _check(module: Any, balancer: Balancer) -> None:
             "not be scaled like the others. Use precision='bf16-mixed' or '32', or a "
             "loss-based strategy."
         )
-    if trainer.world_size > 1 and "distributed" not in inspect.signature(Balancer).parameters:
+    if trainer.world_size > 1:
         raise ValueError(
             f"{name} reads per-task gradients, which torch.autograd.grad computes without "
             f"DDP's all-reduce: on {trainer.world_size} processes each would decide on its own "
-            "batch and the processes would drift apart. Use a loss-based strategy under DDP, "
-            "or one process."
+            "batch. auxlab's data-parallel Balancer (Balancer(distributed=ddp_model), "
+            "docs/distributed.md) handles this in a plain torch loop, but it is not yet tested "
+            "under Lightning's DDP strategy, whose manual_backward prepares DDP's reducer for "
+            "every parameter. Under Lightning's DDP use a loss-based strategy; for gradient "
+            "strategies on several processes use a plain loop with Balancer(distributed=...)."
         )
