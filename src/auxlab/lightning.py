@@ -42,9 +42,9 @@ What Lightning keeps doing:
 
 Data parallelism (``Trainer(strategy="ddp")``): loss-based strategies run as under plain
 DDP (each process weighs its own batch's losses; the gradients are averaged by DDP).
-Strategies that read per-task gradients need the Balancer to reduce them across processes
-before deciding (``docs/distributed.md``); a Balancer that cannot is refused with an error
-rather than let the processes drift apart. See ``docs/lightning.md``.
+Strategies that read per-task gradients are refused there for now: the data-parallel
+Balancer (``docs/distributed.md``) is tested in plain torch loops, not yet under Lightning's
+reducer. See ``docs/lightning.md``.
 """
 
 from __future__ import annotations
