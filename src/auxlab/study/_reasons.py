@@ -31,6 +31,28 @@ def _relative_text(share: Mapping[str, float]) -> str:
     return "RelativeWeights({" + ", ".join(f"'{t}': {v:.3g}" for t, v in share.items()) + "})"
 
 
+def _ratio_sentence(at: str, aux: str, ratio: float) -> str:
+    """How large the weighted auxiliary gradient was next to the main task's, in words."""
+    if ratio == 0.0:
+        return (
+            f"{at}, no gradient of '{aux}' reached the shared layers (its weight is 0): the "
+            "main task trained alone."
+        )
+    if ratio < 0.1:
+        size = "a small nudge"
+    elif ratio < 0.9:
+        size = "a substantial part of the update"
+    elif ratio <= 1.1:
+        size = "about as large as the main task's own gradient"
+    else:
+        size = "larger than the main task's own gradient"
+    shown = f"{ratio:.2f}" if ratio >= 0.01 else f"{ratio:.2g}"
+    return (
+        f"{at}, the gradient of '{aux}' on the shared layers was {shown}× the main task's "
+        f"(‖w·g_{aux}‖/‖g_main‖, mean over probed steps): {size}."
+    )
+
+
 def _aux_tasks(g: Group) -> list[str]:
     return [c[len("ratio/") :] for c in columns(g, ("ratio/",))]
 
@@ -41,11 +63,18 @@ def relative_share(g: Group) -> dict[str, float] | None:
 
     if g.weight is None:
         return None
+    auxes = _aux_tasks(g)
+    # The main task is the one task with a gradient norm and no ratio to the main task; it
+    # need not be called "main".
+    mains = [c[len("norm/") :] for c in columns(g, ("norm/",)) if c[len("norm/") :] not in auxes]
+    if len(mains) != 1:
+        return None
+    main = mains[0]
     out: dict[str, float] = {}
-    for aux in _aux_tasks(g):
+    for aux in auxes:
         vals = []
         for r in g.rows:
-            nm, na = r.get("norm/main"), r.get(f"norm/{aux}")
+            nm, na = r.get(f"norm/{main}"), r.get(f"norm/{aux}")
             if nm is not None and na is not None and finite(nm) and finite(na) and float(nm) > 0:
                 vals.append(relative_share(g.weight, float(nm), float(na)))
         if vals:
@@ -77,17 +106,7 @@ def measurement_reasons(
         dmain = subject.measure(f"dmain/{aux}")
         at = f"At {subject.label}"
         if math.isfinite(ratio):
-            size = (
-                "a small nudge"
-                if ratio < 0.1
-                else "a substantial part of the update"
-                if ratio < 1
-                else "larger than the main task's own gradient"
-            )
-            out.append(
-                f"{at}, the gradient of '{aux}' on the shared layers was {ratio:.2f}× the main "
-                f"task's (‖w·g_{aux}‖/‖g_main‖, mean over probed steps): {size}."
-            )
+            out.append(_ratio_sentence(at, aux, ratio))
         if math.isfinite(cos):
             kind = (
                 "aligned with"
