@@ -341,3 +341,22 @@ def test_missing_package_names_the_data_extra(monkeypatch: pytest.MonkeyPatch) -
         solar_flare()
     with pytest.raises(MissingDependencyError, match=r"auxlab\[data\]"):
         cars()
+
+
+def test_masked_binary_task_is_scored_by_auc_over_its_observed_targets() -> None:
+    # Was: ValueError "unknown metric 'auc'" for a masked task.
+    from auxlab._metrics import roc_auc
+
+    model = MultiOutputMLP(3, {"spam": "binary", "score": "regression"}, (8,), seed=0)
+    objective = model.objective(metrics={"spam": ["auc"], "score": ["mae"]})
+    x = torch.randn(40, 3, generator=torch.Generator().manual_seed(0))
+    spam = (x[:, 0] > 0).float()
+    spam[::4] = float("nan")  # missing labels
+    out = model(x)
+    got = objective.compute_metrics(out, {"spam": spam, "score": x[:, 1]})
+    seen = ~torch.isnan(spam)
+    want = roc_auc(spam[seen].numpy(), out["spam"].detach().reshape(-1)[seen].numpy())
+    assert got["spam_auc"] == pytest.approx(want)
+    model2 = MultiOutputMLP(3, {"kind": ("multiclass", 3)}, (8,), seed=0)
+    with pytest.raises(ValueError, match="binary targets"):
+        model2.objective(metrics={"kind": ["auc"]})

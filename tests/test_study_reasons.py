@@ -22,8 +22,11 @@ def test_relative_share_reads_the_main_task_by_its_own_name(main: str) -> None:
 
 def test_ratio_words_at_weight_zero_and_at_one() -> None:
     zero = _ratio_sentence("At w=0", "aux", 0.0)
-    assert "0.00×" not in zero and "weight is 0" in zero
+    assert "0.00×" not in zero
+    assert "weight is 0" in zero
     one = _ratio_sentence("At w=1", "aux", 1.0)
-    assert "1.00×" in one and "about as large as" in one and "larger than" not in one
+    assert "1.00×" in one
+    assert "about as large as" in one
+    assert "larger than" not in one
     assert "larger than" in _ratio_sentence("At w=3", "aux", 3.0)
     assert "0.0042×" in _ratio_sentence("At w=0.01", "aux", 0.0042)

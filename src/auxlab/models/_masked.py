@@ -25,6 +25,7 @@ from auxlab._losses import (
     check_same_shape,
     resolve_loss,
 )
+from auxlab._metrics import roc_auc
 
 __all__ = ["masked", "masked_metric", "multilabel_scores"]
 
@@ -126,13 +127,18 @@ def _observed(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, t
     return p[keep], t[keep]
 
 
+#: The metrics :func:`masked_metric` computes over the observed targets.
+_MASKED_METRICS = ("mae", "mse", "rmse", "r2", "accuracy", "auc")
+
+
 def masked_metric(name: str, loss_name: str) -> MetricFn:
     """A metric over the observed targets only; NaN when a task has no observed target.
 
     Args:
-        name: ``"mae"``, ``"mse"``, ``"rmse"``, ``"r2"`` (regression) or ``"accuracy"``
+        name: ``"mae"``, ``"mse"``, ``"rmse"``, ``"r2"`` (regression), ``"accuracy"``
             (classification: argmax for ``"ce"``, threshold 0 on logits for ``"bce_logits"``,
-            0.5 on probabilities for ``"bce"``).
+            0.5 on probabilities for ``"bce"``) or ``"auc"`` (binary targets: ROC AUC of the
+            scores, logits or probabilities; NaN when the observed targets hold one class).
         loss_name: The task's loss, which says how to read its outputs.
 
     Example:
@@ -160,6 +166,8 @@ def masked_metric(name: str, loss_name: str) -> MetricFn:
         p, t = _observed(pred, target)
         if p.numel() == 0:
             return math.nan
+        if name == "auc":
+            return roc_auc(t.cpu().numpy(), p.cpu().numpy())
         if name == "mae":
             return float((p - t).abs().mean())
         if name in ("mse", "rmse"):
@@ -168,10 +176,15 @@ def masked_metric(name: str, loss_name: str) -> MetricFn:
         if name == "r2":
             ss_tot = float(((t - t.mean()) ** 2).sum())
             return 1.0 - float(((p - t) ** 2).sum()) / ss_tot if ss_tot > 0 else math.nan
-        raise ValueError(f"unknown metric {name!r}; masked metrics: mae, mse, rmse, r2, accuracy")
+        raise ValueError(f"unknown metric {name!r}; masked metrics: {', '.join(_MASKED_METRICS)}")
 
-    if name not in ("mae", "mse", "rmse", "r2", "accuracy"):
-        raise ValueError(f"unknown metric {name!r}; masked metrics: mae, mse, rmse, r2, accuracy")
+    if name not in _MASKED_METRICS:
+        raise ValueError(f"unknown metric {name!r}; masked metrics: {', '.join(_MASKED_METRICS)}")
+    if name == "auc" and loss_name not in ("bce", "bce_logits"):
+        raise ValueError(
+            f"the masked metric 'auc' scores binary targets (loss 'bce' or 'bce_logits'), but "
+            f"this task's loss is {loss_name!r}; use 'accuracy' for it"
+        )
     metric.__name__ = name
     return metric
 
