@@ -189,7 +189,7 @@ def test_masked_metrics_on_hand_computed_examples() -> None:
     ) == pytest.approx(0.5)
     assert math.isnan(masked_metric("mae", "mse")(pred, torch.full((4,), NAN)))
     with pytest.raises(ValueError, match="unknown metric"):
-        masked_metric("auc", "bce_logits")
+        masked_metric("f1", "bce_logits")
 
 
 def test_objective_metrics_follow_the_masks() -> None:
