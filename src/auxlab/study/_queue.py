@@ -196,8 +196,12 @@ class RunQueue:
         out: list[Key] = []
         for s in self.settings:
             if s.kind == "search":
-                # The start-up grid first (the same for every seed), then what TPE proposed.
-                for w in sorted(set(s.grid()) | set(searched.get(s.id, ()))):
+                # The start-up grid first (the same for every seed), then what TPE proposed;
+                # a study searched before the grid existed keeps to its budget of weights.
+                done = set(searched.get(s.id, ()))
+                grid = s.grid()
+                room = max(0, s.trials - len(done - set(grid)))
+                for w in sorted(done | set(grid[:room])):
                     out += [(s.id, seed, w) for seed in self.seeds]
             else:
                 out += [(s.id, seed, None) for seed in self.seeds]
