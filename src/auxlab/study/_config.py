@@ -13,7 +13,7 @@ Example ``study.toml``::
     limit = 3000
 
     [pruning]
-    pruner = "median"
+    pruner = "none"                       # the default: every run completes
 
     [[strategies]]
     kind = "log_grid"                     # 0 and a log grid of weights
@@ -133,9 +133,11 @@ class StudyConfig:
             (``None``: ``OMP_NUM_THREADS`` if set, else 1; see :mod:`auxlab._threads`).
         description: What is studied, in words, shown at the top of the report.
         builder_args: Keyword arguments of the builder.
-        pruning: ``pruner`` (``"median"``, ``"percentile"``, ``"hyperband"``,
-            ``"successive_halving"``, ``"none"``), ``startup_trials``, ``warmup_epochs``,
-            ``percentile``.
+        pruning: ``pruner`` (``"none"``, the default, ``"median"``, ``"percentile"``,
+            ``"hyperband"``, ``"successive_halving"``), ``startup_trials``,
+            ``warmup_epochs``, ``percentile``. The default prunes nothing: Optuna's pruners
+            compare a run with runs of other seeds too, so they stop unlucky seeds rather
+            than worse settings, and the paired comparison loses the pruned seed.
         base_dir: Folder added to ``sys.path`` to import the builder (the TOML's folder).
     """
 
@@ -159,7 +161,7 @@ class StudyConfig:
     threads: int | None = None
     description: str = ""
     builder_args: dict[str, Any] = field(default_factory=dict)
-    pruning: dict[str, Any] = field(default_factory=lambda: {"pruner": "median"})
+    pruning: dict[str, Any] = field(default_factory=lambda: {"pruner": "none"})
     base_dir: str | None = None
 
     def __post_init__(self) -> None:
@@ -202,7 +204,7 @@ class StudyConfig:
                 raise ConfigError(
                     f"strategies[{i}]: kind must be one of {sorted(_STRATEGY_KEYS)}, got {kind!r}"
                 )
-        pruner = self.pruning.get("pruner", "median")
+        pruner = self.pruning.get("pruner", "none")
         if pruner not in ("median", "percentile", "hyperband", "successive_halving", "none"):
             raise ConfigError(f"pruning.pruner: unknown pruner {pruner!r}")
 
@@ -386,7 +388,7 @@ def parse_config(text: str, source: str = "<config>", base_dir: str | None = Non
         _check_table(spec, _STRATEGY_KEYS[kind], where, text, "strategies", i, source)
     kwargs: dict[str, Any] = dict(study)
     kwargs["builder_args"] = data.get("builder_args", {})
-    kwargs["pruning"] = {"pruner": "median", **data.get("pruning", {})}
+    kwargs["pruning"] = {"pruner": "none", **data.get("pruning", {})}
     if strategies:
         kwargs["strategies"] = strategies
     if "timeout" in kwargs:

@@ -46,6 +46,10 @@ class Group:
         """Completed seeds."""
         return len(self.values)
 
+    def by_seed(self) -> dict[int, float]:
+        """The metric of each completed seed, by seed (a repeated seed keeps its last run)."""
+        return {int(r["seed"]): float(r["value"]) for r in self.rows if finite(r.get("seed"))}
+
     def measure(self, column: str) -> float:
         """Mean of a measurement column over the completed runs (NaN if absent)."""
         vals = [float(r[column]) for r in self.rows if finite(r.get(column))]

@@ -19,8 +19,10 @@ How runs are scheduled, exactly once:
 * A worker that gets a trial whose identity is already done or running elsewhere (two
   workers topping up at the same moment) marks it ``duplicate_of`` and skips it; such
   bookkeeping trials never appear in the results.
-* Searches ask Optuna's TPE sampler for a weight, then enqueue that weight for the other
-  seeds.
+* Searches start with a grid (:meth:`Setting.grid`: up to ``GRID_MAX`` weights from low to
+  high, log-spaced, the same for every seed), enqueued like the fixed weights; the weights
+  after it come from Optuna's TPE sampler, which models the grid's results, and each is
+  enqueued for the other seeds.
 """
 
 from __future__ import annotations
@@ -194,7 +196,12 @@ class RunQueue:
         out: list[Key] = []
         for s in self.settings:
             if s.kind == "search":
-                for w in sorted(searched.get(s.id, ())):
+                # The start-up grid first (the same for every seed), then what TPE proposed;
+                # a study searched before the grid existed keeps to its budget of weights.
+                done = set(searched.get(s.id, ()))
+                grid = s.grid()
+                room = max(0, s.trials - len(done - set(grid)))
+                for w in sorted(done | set(grid[:room])):
                     out += [(s.id, seed, w) for seed in self.seeds]
             else:
                 out += [(s.id, seed, None) for seed in self.seeds]

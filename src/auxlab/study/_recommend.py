@@ -4,31 +4,104 @@ Rule (on the tidy table of completed runs):
 
 1. Group runs by setting; a fixed weight found by a search joins the fixed weights (the
    group key is the weight).
-2. The seed noise is the pooled standard deviation of the runs around their group means,
-   ``s² = Σ (nᵢ−1)·sᵢ² / Σ (nᵢ−1)``, with ``Σ (nᵢ−1)`` degrees of freedom; each group's
-   confidence interval is ``mean ± t·s/√n``.
-3. The best group has the best mean. It is recommended only if it beats weight 0 ("no
-   auxiliary loss") beyond the noise: the confidence interval of the difference of means,
-   ``d ± t·s·√(1/n_best + 1/n_0)``, lies entirely on the better side. Otherwise weight 0 is
-   recommended, and the text says why.
-4. The reasons are measurements at the recommended setting (or, when weight 0 is
+2. Each group's confidence interval is ``mean ± t·s/√n``, ``s`` the pooled standard
+   deviation of the runs around their group means (``Σ (nᵢ−1)`` degrees of freedom). This
+   describes a mean; it is not used to compare settings.
+3. Settings are compared *by seed*: a seed gives every setting the same initialisation and
+   data order, so the comparison of ``a`` with ``b`` is the paired difference
+   ``dₛ = a_s − b_s`` (in the better direction) over the seeds both completed, with the
+   t-interval ``mean(d) ± t·sd(d)/√n`` on ``n − 1`` degrees of freedom.
+4. The best group has the best mean. Every other setting is compared with weight 0 ("no
+   auxiliary loss"); the best was chosen among these ``m`` comparisons, so their two-sided
+   p-values are Holm-adjusted. The best is recommended only if it is better than weight 0
+   and its Holm-adjusted p-value is below ``1 − level``. Otherwise weight 0 is recommended,
+   and the text says why.
+5. The plateau: the fixed weights whose paired difference to the best has an interval that
+   reaches 0 (the best included) are within the noise of it; the text gives their range.
+6. The reasons are measurements at the recommended setting (or, when weight 0 is
    recommended, at the best other one). A change of the train/validation gap against weight 0
-   is read as regularisation only under the same rule: the interval of the difference, from
-   the gap's pooled seed noise, must exclude 0.
+   is read as regularisation only when the interval of the difference, from the gap's pooled
+   seed noise, excludes 0.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from auxlab.study._groups import Group, group_rows, summary_table
 from auxlab.study._reasons import measurement_reasons, share_reasons
-from auxlab.study._stats import t_quantile
+from auxlab.study._stats import t_cdf, t_quantile
 
-__all__ = ["Group", "Recommendation", "group_rows", "recommend_from_rows"]
+__all__ = [
+    "Group",
+    "Paired",
+    "Recommendation",
+    "group_rows",
+    "holm",
+    "paired",
+    "recommend_from_rows",
+]
+
+
+@dataclass
+class Paired:
+    """The paired comparison of two settings over the seeds both completed.
+
+    Attributes:
+        difference: Mean of the per-seed differences, in the better direction (positive:
+            the first setting is better).
+        ci: Its t-interval (NaN with fewer than two common seeds).
+        n: Common seeds.
+        sd: Standard deviation of the per-seed differences.
+        p: Two-sided p-value of "no difference" (NaN with fewer than two common seeds).
+    """
+
+    difference: float
+    ci: tuple[float, float]
+    n: int
+    sd: float
+    p: float
+
+
+def paired(a: Group, b: Group, sign: float = 1.0, level: float = 0.95) -> Paired:
+    """Compare ``a`` with ``b`` seed by seed (``sign`` -1 when the metric is minimised)."""
+    va, vb = a.by_seed(), b.by_seed()
+    d = [sign * (va[s] - vb[s]) for s in sorted(va.keys() & vb.keys())]
+    n = len(d)
+    if n == 0:
+        return Paired(math.nan, (math.nan, math.nan), 0, math.nan, math.nan)
+    mean = sum(d) / n
+    if n < 2:
+        return Paired(mean, (math.nan, math.nan), n, math.nan, math.nan)
+    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1))
+    se = sd / math.sqrt(n)
+    half = t_quantile(0.5 + level / 2, n - 1) * se
+    if se <= 1e-15 * max(1.0, abs(mean)):  # identical differences on every seed
+        p = 1.0 if mean == 0 else 0.0
+    else:
+        p = 2 * (1 - t_cdf(abs(mean) / se, n - 1))
+    return Paired(mean, (mean - half, mean + half), n, sd, min(1.0, max(0.0, p)))
+
+
+def holm(pvalues: Mapping[str, float]) -> dict[str, float]:
+    """Holm-adjusted p-values (step-down; NaN stays NaN and is not counted).
+
+    Example:
+        >>> holm({"a": 0.01, "b": 0.04, "c": 0.03})
+        {'a': 0.03, 'c': 0.06, 'b': 0.06}
+    """
+    ok = sorted((p, k) for k, p in pvalues.items() if math.isfinite(p))
+    m = len(ok)
+    out: dict[str, float] = {}
+    running = 0.0
+    for i, (p, k) in enumerate(ok):
+        running = max(running, min(1.0, (m - i) * p))
+        out[k] = round(running, 12)
+    out.update({k: math.nan for k, p in pvalues.items() if not math.isfinite(p)})
+    return out
 
 
 @dataclass
@@ -48,7 +121,12 @@ class Recommendation:
         best_label: The setting with the best mean (may differ from the recommendation).
         difference: Best mean minus weight 0's mean, in the better direction (positive:
             better).
-        difference_ci: Confidence interval of that difference.
+        difference_ci: Paired confidence interval of that difference (seed by seed; not
+            adjusted for the number of comparisons).
+        p_adjusted: Holm-adjusted p-value of the best against weight 0.
+        comparisons: How many settings were compared with weight 0 (the Holm family).
+        plateau: The fixed weights within the paired noise of the best, lowest to highest
+            (empty when the best is not within noise of any fixed weight).
         relative_share: The recommendation as ``RelativeWeights`` shares per auxiliary task,
             ``‖w·g_aux‖/‖g_main‖`` measured at that weight (``None`` if not measured).
         reasons: Plain sentences built from the measurements.
@@ -75,6 +153,9 @@ class Recommendation:
     metric: str
     direction: str
     level: float = 0.95
+    p_adjusted: float = math.nan
+    comparisons: int = 0
+    plateau: list[float] = field(default_factory=list)
 
     def __str__(self) -> str:
         lo, hi = self.ci
@@ -135,13 +216,10 @@ def recommend_from_rows(
 
     best = max(done.values(), key=better)
     base = done.get("w=0.0")
-
-    def diff(a: Group, b: Group) -> tuple[float, tuple[float, float]]:
-        d = sign * (a.mean - b.mean)
-        half = t * sd * math.sqrt(1 / a.n + 1 / b.n)
-        return d, (d - half, d + half)
+    alpha = 1 - level
 
     reasons: list[str] = []
+    p_adj, m = math.nan, 0
     if base is None:
         chosen, beats = best, False
         d, dci = math.nan, (math.nan, math.nan)
@@ -150,18 +228,39 @@ def recommend_from_rows(
             f"helps at all; {best.label} had the best mean. Add weight 0 to the grid."
         )
     else:
-        d, dci = diff(best, base)
-        beats = best is not base and df > 0 and dci[0] > 0
-        noise = (
-            f"seed noise: pooled standard deviation {_fmt(sd)} over {df} degrees of freedom"
-            if df > 0
-            else "no estimate of the seed noise (one seed per setting)"
-        )
+        vs0 = {k: paired(g, base, sign, level) for k, g in done.items() if g is not base}
+        adjusted = holm({k: c.p for k, c in vs0.items()})
+        m = sum(math.isfinite(p) for p in adjusted.values())
+        cmp = vs0.get(best.key)
+        if cmp is None:
+            d, dci = 0.0, (math.nan, math.nan)
+        else:
+            d, dci, p_adj = cmp.difference, cmp.ci, adjusted[best.key]
+        beats = cmp is not None and d > 0 and math.isfinite(p_adj) and p_adj < alpha
+        if cmp is not None and cmp.n >= 2:
+            noise = (
+                f"paired by seed over {cmp.n} seeds: standard deviation of the difference "
+                f"{_fmt(cmp.sd)}; Holm-adjusted p = {_fmt(p_adj, 3)}, the best chosen among "
+                f"{m} setting{'s' if m != 1 else ''} compared with weight 0"
+            )
+        else:
+            noise = "no estimate of the seed noise (fewer than two seeds run with both)"
         if best is base:
             chosen = base
             reasons.append(
                 f"No auxiliary weight or strategy beat no auxiliary loss: weight 0 had the best "
                 f"mean {metric} ({_fmt(base.mean)}, {base.n} seeds). Recommended: weight 0."
+            )
+        elif not beats and dci[0] > 0:
+            chosen = base
+            reasons.append(
+                f"The best mean was {best.label} ({_fmt(best.mean)}), {_fmt(d)} better than "
+                f"weight 0 ({_fmt(base.mean)}); seed by seed the {level:.0%} interval of the "
+                f"difference is [{_fmt(dci[0])}, {_fmt(dci[1])}] ({noise}). But it was the best "
+                f"of {m} settings compared with weight 0, and corrected for those comparisons "
+                "(Holm) the difference is within the noise between seeds. Nothing beats no "
+                "auxiliary loss beyond the noise, so weight 0 is recommended; more seeds could "
+                "settle it."
             )
         elif not beats:
             chosen = base
@@ -180,16 +279,24 @@ def recommend_from_rows(
                 f"than weight 0 ({_fmt(base.mean)}); the {level:.0%} interval of the difference, "
                 f"[{_fmt(dci[0])}, {_fmt(dci[1])}], excludes 0 ({noise})."
             )
-            ties = [
-                g.label
-                for g in done.values()
-                if g is not best and g is not base and diff(best, g)[1][0] <= 0
-            ]
-            if ties:
-                reasons.append(
-                    "Within the noise of the best: " + ", ".join(ties) + "; these runs cannot "
-                    "tell them apart from it."
-                )
+    vs_best = {k: paired(best, g, sign, level) for k, g in done.items() if g is not best}
+    ties = [g for k, g in done.items() if g is not best and not vs_best[k].ci[0] > 0]
+    plateau = sorted(
+        {g.weight for g in [best, *ties] if g.kind == "fixed" and g.weight is not None}
+    )
+    if beats and (named := [g.label for g in ties if g is not base]):
+        reasons.append(
+            "Within the noise of the best: " + ", ".join(named) + "; these runs cannot "
+            "tell them apart from it."
+        )
+    if len(plateau) > 1:
+        reasons.append(
+            f"Plateau: weights from {plateau[0]:g} to {plateau[-1]:g} are within the paired "
+            f"noise of the best ({len(plateau)} of the weights run: "
+            + ", ".join(f"{w:g}" for w in plateau)
+            + f"; each {level:.0%} interval of the difference to {best.label}, seed by seed, "
+            "reaches 0). Any weight in it is as good as these runs can tell."
+        )
     reasons += measurement_reasons(chosen, best, base, done, metric, sign, level)
     share, said = share_reasons(chosen, base, done, sign)
     reasons += said
@@ -212,4 +319,7 @@ def recommend_from_rows(
         metric=metric,
         direction=direction,
         level=level,
+        p_adjusted=p_adj,
+        comparisons=m,
+        plateau=plateau,
     )

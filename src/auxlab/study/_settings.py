@@ -34,6 +34,10 @@ def log_grid(low: float, high: float, num: int, zero: bool = True) -> list[float
     return ([0.0] if zero else []) + ws
 
 
+#: At most this many of a search's weights are a fixed grid before TPE proposes the rest.
+GRID_MAX = 8
+
+
 @dataclass(frozen=True)
 class Setting:
     """One thing a study compares: a fixed weight, a schedule, a strategy, or a search.
@@ -49,7 +53,8 @@ class Setting:
         low: Lower bound of a search.
         high: Upper bound of a search.
         log: Search in log scale.
-        trials: Weights a search tries.
+        trials: Weights a search tries: the first ``min(trials, GRID_MAX)`` are the
+            start-up grid (:meth:`grid`), the rest are proposed by Optuna's TPE sampler.
     """
 
     id: str
@@ -63,6 +68,32 @@ class Setting:
     high: float | None = None
     log: bool = True
     trials: int = 0
+
+    def grid(self) -> list[float]:
+        """A search's start-up weights: ``min(trials, GRID_MAX)`` points from ``low`` to ``high``.
+
+        Log-spaced (evenly spaced when ``log`` is off), rounded to 6 significant digits,
+        the same for every seed and every run of the study. One point is the middle.
+
+        Example:
+            >>> Setting("s", "search", "s", low=0.01, high=1.0, trials=3).grid()
+            [0.01, 0.1, 1.0]
+        """
+        if self.kind != "search" or self.low is None or self.high is None:
+            return []
+        n = min(self.trials, GRID_MAX)
+        lo, hi = self.low, self.high
+        if n <= 0:
+            return []
+        if self.log:
+            pts = (
+                [math.sqrt(lo * hi)]
+                if n == 1
+                else [lo * (hi / lo) ** (i / (n - 1)) for i in range(n)]
+            )
+        else:
+            pts = [(lo + hi) / 2] if n == 1 else [lo + (hi - lo) * i / (n - 1) for i in range(n)]
+        return [float(f"{x:.6g}") for x in pts]
 
     @property
     def param(self) -> str:

@@ -170,7 +170,7 @@ class Study:
     def _pruner(self) -> Any:
         pr = self._optuna.pruners
         p = self.config.pruning
-        kind = p.get("pruner", "median")
+        kind = p.get("pruner", "none")
         startup = int(p.get("startup_trials", 4))
         warmup = int(p.get("warmup_epochs", 1))
         if kind == "none":
@@ -187,7 +187,8 @@ class Study:
 
     def _create_or_load(self) -> Any:
         optuna = self._optuna
-        sampler = optuna.samplers.TPESampler(seed=self.config.sampler_seed)
+        # Searches spend their start-up on a grid (enqueued by the queue); TPE models after it.
+        sampler = optuna.samplers.TPESampler(seed=self.config.sampler_seed, n_startup_trials=1)
         name = self.config.name
         try:
             study = optuna.create_study(
