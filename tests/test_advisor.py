@@ -196,3 +196,18 @@ def test_search_beyond_the_grid_asks_tpe(builders: Path) -> None:
     extra = [w for w in weights if w not in grid]
     assert len(extra) == 1
     assert 0.01 <= extra[0] <= 2.0
+
+
+def test_plateau_weights_are_printed_to_four_digits() -> None:
+    # Grid weights such as 0.1732050807 used to print as 0.173205.
+    w = 0.1732050807
+    rows = _rows(
+        {
+            0.0: [0.0] * 5,
+            w: [0.021, 0.019, 0.020, 0.022, 0.018],
+            0.3: [0.025, 0.012, 0.022, 0.010, 0.016],
+        }
+    )
+    text = " ".join(recommend_from_rows(rows, "auc", "maximize").reasons)
+    assert "Plateau: weights from 0.1732 to 0.3" in text
+    assert "0.173205" not in text

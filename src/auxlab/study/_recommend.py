@@ -291,9 +291,9 @@ def recommend_from_rows(
         )
     if len(plateau) > 1:
         reasons.append(
-            f"Plateau: weights from {plateau[0]:g} to {plateau[-1]:g} are within the paired "
+            f"Plateau: weights from {plateau[0]:.4g} to {plateau[-1]:.4g} are within the paired "
             f"noise of the best ({len(plateau)} of the weights run: "
-            + ", ".join(f"{w:g}" for w in plateau)
+            + ", ".join(f"{w:.4g}" for w in plateau)
             + f"; each {level:.0%} interval of the difference to {best.label}, seed by seed, "
             "reaches 0). Any weight in it is as good as these runs can tell."
         )
