@@ -211,3 +211,16 @@ def test_plateau_weights_are_printed_to_four_digits() -> None:
     text = " ".join(recommend_from_rows(rows, "auc", "maximize").reasons)
     assert "Plateau: weights from 0.1732 to 0.3" in text
     assert "0.173205" not in text
+
+
+def test_gap_change_is_judged_seed_by_seed() -> None:
+    # The gap spreads 0.1 across seeds but is 0.01 smaller on every seed at w=0.3: a paired
+    # reading sees the regularising effect that the pooled, unpaired one called noise.
+    rows = _rows({0.0: [0.0] * 5, 0.3: [0.021, 0.019, 0.020, 0.022, 0.018]})
+    spread = [0.10, 0.0, 0.05, 0.15, 0.02]
+    for r in rows:
+        cut = 0.01 + 0.002 * (r["seed"] % 3) if r["weight"] == 0.3 else 0.0
+        r["gap"] = 0.2 + spread[r["seed"]] - cut
+    text = " ".join(recommend_from_rows(rows, "auc", "maximize").reasons)
+    assert "acted as a regulariser" in text
+    assert "paired interval" in text

@@ -231,14 +231,17 @@ def test_recommend_nothing_better_than_zero_and_minimize() -> None:
 
 def test_recommend_does_not_read_a_gap_change_within_noise() -> None:
     rows = _rows({0.0: [0.70, 0.71, 0.69], 0.1: [0.74, 0.75, 0.73]})
-    # Gaps: 0.20 ± 0.03 at weight 0, 0.19 ± 0.03 at 0.1; pooled sd 0.03 over 4 df.
-    for r, gap in zip(rows, [0.17, 0.20, 0.23, 0.16, 0.19, 0.22], strict=True):
+    # Gaps seed by seed: 0.17, 0.20, 0.23 at weight 0 and 0.16, 0.22, 0.19 at 0.1: the paired
+    # differences -0.01, +0.02, -0.04 (mean -0.01) are within their own noise.
+    for r, gap in zip(rows, [0.17, 0.20, 0.23, 0.16, 0.22, 0.19], strict=True):
         r["gap"] = gap
     rec = recommend_from_rows(rows, "auc", "maximize")
-    half = t_quantile(0.975, 4) * 0.03 * math.sqrt(2 / 3)
+    d = [-0.01, 0.02, -0.04]
+    sd = math.sqrt(sum((x + 0.01) ** 2 for x in d) / 2)
+    half = t_quantile(0.975, 2) * sd / math.sqrt(3)
     text = " ".join(rec.reasons)
     assert "a change of -0.0100, within the noise between seeds" in text
-    assert f"±{half:.4f}" in text
+    assert f"[{-0.01 - half:+.4f}, {-0.01 + half:+.4f}]" in text
     assert "regulariser" not in text
     # One seed per setting: no estimate of the noise, so no reading either way.
     one = [r for r in rows if r["seed"] == 0]

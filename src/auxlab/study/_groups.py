@@ -10,7 +10,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Group", "columns", "count", "finite", "group_rows", "pooled_sd", "summary_table"]
+from auxlab.study._stats import t_cdf, t_quantile
+
+__all__ = [
+    "Group",
+    "Paired",
+    "columns",
+    "count",
+    "finite",
+    "group_rows",
+    "paired",
+    "pooled_sd",
+    "summary_table",
+]
 
 
 @dataclass
@@ -46,9 +58,17 @@ class Group:
         """Completed seeds."""
         return len(self.values)
 
-    def by_seed(self) -> dict[int, float]:
-        """The metric of each completed seed, by seed (a repeated seed keeps its last run)."""
-        return {int(r["seed"]): float(r["value"]) for r in self.rows if finite(r.get("seed"))}
+    def by_seed(self, column: str = "value") -> dict[int, float]:
+        """A column (default: the metric) of each completed seed, by seed.
+
+        A repeated seed keeps its last run; runs without a finite value in ``column`` are left
+        out.
+        """
+        return {
+            int(r["seed"]): float(r[column])
+            for r in self.rows
+            if finite(r.get("seed")) and finite(r.get(column))
+        }
 
     def measure(self, column: str) -> float:
         """Mean of a measurement column over the completed runs (NaN if absent)."""
@@ -130,3 +150,49 @@ def summary_table(groups: Iterable[Group]) -> list[dict[str, Any]]:
         }
         for g in sorted(groups, key=lambda g: (g.weight is None, g.weight or 0, g.label))
     ]
+
+
+@dataclass
+class Paired:
+    """The paired comparison of two settings over the seeds both completed.
+
+    Attributes:
+        difference: Mean of the per-seed differences, in the better direction (positive:
+            the first setting is better).
+        ci: Its t-interval (NaN with fewer than two common seeds).
+        n: Common seeds.
+        sd: Standard deviation of the per-seed differences.
+        p: Two-sided p-value of "no difference" (NaN with fewer than two common seeds).
+    """
+
+    difference: float
+    ci: tuple[float, float]
+    n: int
+    sd: float
+    p: float
+
+
+def paired(
+    a: Group, b: Group, sign: float = 1.0, level: float = 0.95, column: str = "value"
+) -> Paired:
+    """Compare ``a`` with ``b`` seed by seed (``sign`` -1 when the metric is minimised).
+
+    ``column`` is the measurement compared: the metric (``"value"``) or another column of the
+    rows, such as the train/validation ``"gap"``.
+    """
+    va, vb = a.by_seed(column), b.by_seed(column)
+    d = [sign * (va[s] - vb[s]) for s in sorted(va.keys() & vb.keys())]
+    n = len(d)
+    if n == 0:
+        return Paired(math.nan, (math.nan, math.nan), 0, math.nan, math.nan)
+    mean = sum(d) / n
+    if n < 2:
+        return Paired(mean, (math.nan, math.nan), n, math.nan, math.nan)
+    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1))
+    se = sd / math.sqrt(n)
+    half = t_quantile(0.5 + level / 2, n - 1) * se
+    if se <= 1e-15 * max(1.0, abs(mean)):  # identical differences on every seed
+        p = 1.0 if mean == 0 else 0.0
+    else:
+        p = 2 * (1 - t_cdf(abs(mean) / se, n - 1))
+    return Paired(mean, (mean - half, mean + half), n, sd, min(1.0, max(0.0, p)))

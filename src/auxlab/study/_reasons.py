@@ -11,8 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from auxlab.study._groups import Group, columns, count, finite, pooled_sd
-from auxlab.study._stats import t_quantile
+from auxlab.study._groups import Group, columns, finite, paired
 
 __all__ = ["measurement_reasons", "relative_share", "share_reasons"]
 
@@ -131,26 +130,30 @@ def measurement_reasons(
         g_sub, g_base = subject.measure("gap"), base.measure("gap")
         if math.isfinite(g_sub) and math.isfinite(g_base) and subject is not base:
             change = g_sub - g_base
-            # The same rule as for the metric: the interval of the difference, from the
-            # seed noise of the gap pooled over settings, must exclude 0.
-            sd, df = pooled_sd(done.values(), "gap")
-            half = math.nan
-            if df > 0:
-                n_sub, n_base = count(subject, "gap"), count(base, "gap")
-                half = t_quantile(0.5 + level / 2, df) * sd * math.sqrt(1 / n_sub + 1 / n_base)
+            # The same rule as for the metric: the paired interval of the difference, seed by
+            # seed (a seed gives both settings the same initialisation and data order), must
+            # exclude 0.
+            pair = paired(subject, base, 1.0, level, "gap")
+            half = (pair.ci[1] - pair.ci[0]) / 2
             if not math.isfinite(half):
                 effect = (
-                    f"a change of {change:+.4f}; with one seed per setting the noise between "
-                    "seeds is unknown, so no regularising effect can be read from it"
+                    f"a change of {change:+.4f}; with fewer than two seeds run at both weights "
+                    "the noise between seeds is unknown, so no regularising effect can be read "
+                    "from it"
                 )
-            elif abs(change) <= half:
+            elif pair.ci[0] <= 0 <= pair.ci[1]:
                 effect = (
                     f"a change of {change:+.4f}, within the noise between seeds (the "
-                    f"{level:.0%} interval of the difference is ±{half:.4f}): no regularising "
-                    "effect can be read from these runs"
+                    f"{level:.0%} paired interval of the difference is "
+                    f"[{pair.ci[0]:+.4f}, {pair.ci[1]:+.4f}]): no regularising effect can be "
+                    "read from these runs"
                 )
-            elif change < 0:
-                effect = "smaller: the auxiliary loss acted as a regulariser"
+            elif pair.difference < 0:
+                effect = (
+                    f"smaller by {-pair.difference:.4f} seed by seed ({level:.0%} paired "
+                    f"interval [{pair.ci[0]:+.4f}, {pair.ci[1]:+.4f}]): the auxiliary loss "
+                    "acted as a regulariser"
+                )
             else:
                 effect = "larger: no regularising effect"
             out.append(

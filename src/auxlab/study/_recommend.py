@@ -31,9 +31,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from auxlab.study._groups import Group, group_rows, summary_table
+from auxlab.study._groups import Group, Paired, group_rows, paired, summary_table
 from auxlab.study._reasons import measurement_reasons, share_reasons
-from auxlab.study._stats import t_cdf, t_quantile
+from auxlab.study._stats import t_quantile
 
 __all__ = [
     "Group",
@@ -44,46 +44,6 @@ __all__ = [
     "paired",
     "recommend_from_rows",
 ]
-
-
-@dataclass
-class Paired:
-    """The paired comparison of two settings over the seeds both completed.
-
-    Attributes:
-        difference: Mean of the per-seed differences, in the better direction (positive:
-            the first setting is better).
-        ci: Its t-interval (NaN with fewer than two common seeds).
-        n: Common seeds.
-        sd: Standard deviation of the per-seed differences.
-        p: Two-sided p-value of "no difference" (NaN with fewer than two common seeds).
-    """
-
-    difference: float
-    ci: tuple[float, float]
-    n: int
-    sd: float
-    p: float
-
-
-def paired(a: Group, b: Group, sign: float = 1.0, level: float = 0.95) -> Paired:
-    """Compare ``a`` with ``b`` seed by seed (``sign`` -1 when the metric is minimised)."""
-    va, vb = a.by_seed(), b.by_seed()
-    d = [sign * (va[s] - vb[s]) for s in sorted(va.keys() & vb.keys())]
-    n = len(d)
-    if n == 0:
-        return Paired(math.nan, (math.nan, math.nan), 0, math.nan, math.nan)
-    mean = sum(d) / n
-    if n < 2:
-        return Paired(mean, (math.nan, math.nan), n, math.nan, math.nan)
-    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1))
-    se = sd / math.sqrt(n)
-    half = t_quantile(0.5 + level / 2, n - 1) * se
-    if se <= 1e-15 * max(1.0, abs(mean)):  # identical differences on every seed
-        p = 1.0 if mean == 0 else 0.0
-    else:
-        p = 2 * (1 - t_cdf(abs(mean) / se, n - 1))
-    return Paired(mean, (mean - half, mean + half), n, sd, min(1.0, max(0.0, p)))
 
 
 def holm(pvalues: Mapping[str, float]) -> dict[str, float]:
