@@ -21,7 +21,13 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["DEFAULT_THREADS", "ThreadChoice", "configure_threads", "resolve_threads"]
+__all__ = [
+    "DEFAULT_THREADS",
+    "ThreadChoice",
+    "announce_threads",
+    "configure_threads",
+    "resolve_threads",
+]
 
 #: Threads used when neither the caller nor ``OMP_NUM_THREADS`` says otherwise.
 DEFAULT_THREADS = 1
@@ -66,4 +72,11 @@ def configure_threads(threads: int | None = None) -> ThreadChoice:
     choice = resolve_threads(threads)
     if torch.get_num_threads() != choice.threads:
         torch.set_num_threads(choice.threads)
+    return choice
+
+
+def announce_threads(threads: int | None = None) -> ThreadChoice:
+    """:func:`configure_threads`, then print the choice: a command's first line of output."""
+    choice = configure_threads(threads)
+    print(choice.line, flush=True)
     return choice

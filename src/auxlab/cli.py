@@ -9,13 +9,13 @@ from pathlib import Path
 
 from auxlab import __version__
 from auxlab._argtypes import positive_int
-from auxlab._threads import ThreadChoice, configure_threads
+from auxlab._threads import announce_threads
 
 __all__ = ["add_threads_argument", "announce_threads", "main"]
 
 #: Commands whose thread choice is known from their command line alone; ``main`` sets and
-#: prints it before running them. ``auxlab study`` (whose TOML may set ``threads``) and
-#: ``auxlab online`` call :func:`announce_threads` inside their own ``run``.
+#: prints it (:func:`auxlab._threads.announce_threads`) before running them. ``auxlab
+#: online`` and ``auxlab study`` (whose TOML may set ``threads``) do it in their own ``run``.
 _THREADS_FROM_ARGS = ("demo", "rl")
 
 
@@ -26,17 +26,6 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         help="torch's intra-op threads (default: OMP_NUM_THREADS if set, else 1)",
     )
-
-
-def announce_threads(threads: int | None) -> ThreadChoice:
-    """Set torch's intra-op threads for a command and print the choice as its first line.
-
-    ``threads`` is the command's ``--threads`` (``None``: ``OMP_NUM_THREADS`` if set, else
-    1; see :mod:`auxlab._threads`). Setting them again to the same count is harmless.
-    """
-    choice = configure_threads(threads)
-    print(choice.line, flush=True)
-    return choice
 
 
 def _weights(text: str) -> tuple[float, ...]:

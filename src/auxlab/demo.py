@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from auxlab._threads import configure_threads, resolve_threads
+from auxlab._threads import resolve_threads
 from auxlab.models import HeadlineModel
 from auxlab.objective import Objective
 from auxlab.train import ArrayLoader
@@ -299,15 +299,9 @@ def run_demo(
     runs = prepare_out(out, overwrite)
     study = demo_study(cfg, progress=progress, storage=str(runs))
     _check_resumed(study, runs)
-    # The study's config carries the threads to every run; setting them here as well keeps
-    # them in force whichever way the Study applies its config. The caller's count is put
-    # back afterwards: a library call does not change the process's settings for good.
-    before = torch.get_num_threads()
-    configure_threads(cfg.threads)
-    try:
-        study.run()
-    finally:
-        torch.set_num_threads(before)
+    # The study's config carries the threads: Study.run sets them for every run and puts
+    # the caller's count back afterwards.
+    study.run()
     text, paths = write_outputs(study, Path(out), keep=_KEEP)
     seconds = time.perf_counter() - start
     return {

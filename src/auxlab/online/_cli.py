@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from auxlab._optional import MissingDependencyError
-    from auxlab._threads import configure_threads
+    from auxlab._threads import announce_threads
     from auxlab.datasets._haphazard import (
         HaphazardDataError,
         MissingHaphazardData,
@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from auxlab.online import haphazard_mask, progressive_evaluate
 
-    print(configure_threads(args.threads).line, flush=True)
+    announce_threads(args.threads)
     if args.json:  # checked before learning: a bad path is found now, not after the runs
         from auxlab._outdir import OutputError, check_out_file
 
