@@ -94,7 +94,7 @@ def check_out_dir(
     return path
 
 
-def check_out_file(path: str | Path, flag: str) -> Path:
+def check_out_file(path: str | Path, flag: str, example: str = "out.json") -> Path:
     """Check, before any training, that the file ``path`` can be written; create its folder.
 
     Raises:
@@ -102,7 +102,7 @@ def check_out_file(path: str | Path, flag: str) -> Path:
     """
     path = Path(path)
     if path.is_dir():
-        raise OutputError(f"{flag} {path} is a folder; give a file name, e.g. {path / 'out.json'}")
+        raise OutputError(f"{flag} {path} is a folder; give a file name, e.g. {path / example}")
     blocking = _blocking_file(path)
     if blocking is not None:
         raise OutputError(f"{flag} {path} lies under {blocking}, which is a file, not a folder")

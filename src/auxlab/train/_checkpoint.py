@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import math
 import pickle
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from auxlab._outdir import OutputError, check_out_file
 from auxlab.objective import HIGHER_IS_BETTER, Objective
 from auxlab.train._history import History
 from auxlab.train._loader import device_of
@@ -159,30 +159,19 @@ def _why_nan(key: str) -> str:
 def prepare_checkpoint(path: str | Path) -> Path:
     """Check, before training, that a checkpoint can be written at ``path``.
 
-    Creates the missing folders and writes (then removes) a test file beside it, so a path
-    under a file, a folder given as the path, or an unwritable folder is an error now rather
-    than after the first epoch.
+    Creates the missing folders and proves the folder writable (the same check as a command's
+    ``--json``, :func:`auxlab._outdir.check_out_file`), so a path under a file, a folder given
+    as the path, or an unwritable folder is an error now rather than after the first epoch.
 
     Raises:
         ValueError: Naming the path and what is wrong with it.
     """
     if not isinstance(path, (str, Path)) or str(path) == "":
         raise TypeError(f"checkpoint must be a file path, got {path!r}")
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(
-            f"checkpoint '{path}' is a folder; give a file inside it, e.g. '{path / 'best.pt'}'."
-        )
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".auxlab-write-test-"):
-            pass
-    except OSError as e:
-        raise ValueError(
-            f"cannot write the checkpoint '{path}': {e.strerror or e} ('{path.parent}'). "
-            "Choose a path in a folder you can write to."
-        ) from None
-    return path
+        return check_out_file(path, "checkpoint", example="best.pt")
+    except OutputError as e:
+        raise ValueError(f"cannot write the checkpoint: {e}") from None
 
 
 def save_checkpoint(
