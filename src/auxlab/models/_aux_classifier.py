@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from auxlab.models._checks import check_fraction, check_int
+from auxlab._checks import check_fraction, check_int
 
 __all__ = ["GOOGLENET_AUX_WEIGHT", "GoogLeNetAuxHead", "googlenet_loss_weights"]
 

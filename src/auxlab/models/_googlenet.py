@@ -24,12 +24,12 @@ from typing import Literal
 import torch
 from torch import nn
 
+from auxlab._checks import check_fraction, check_int
 from auxlab.models._aux_classifier import (
     GOOGLENET_AUX_WEIGHT,
     GoogLeNetAuxHead,
     googlenet_loss_weights,
 )
-from auxlab.models._checks import check_fraction, check_int
 from auxlab.models._heads import AuxHeads, attach_heads
 
 __all__ = [

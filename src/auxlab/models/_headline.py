@@ -13,7 +13,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from auxlab.models._checks import check_int
+from auxlab._checks import check_int
 
 __all__ = ["HeadlineModel"]
 

@@ -24,7 +24,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from auxlab.models._checks import check_fraction, check_int
+from auxlab._checks import check_fraction, check_int
 from auxlab.models._masked import masked, masked_metric, multilabel_scores
 from auxlab.objective import LossFn, MetricFn, Objective, resolve_loss
 

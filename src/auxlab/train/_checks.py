@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from auxlab._checks import check_int
 from auxlab.objective import Objective
 
 __all__ = ["check_batch", "check_fit_args", "check_lr"]
@@ -31,10 +32,7 @@ def check_lr(lr: Any) -> None:
 def _positive_int(name: str, value: Any, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
+    check_int(name, value)
 
 
 def _reiterable(name: str, data: Any, epochs: int) -> None:

@@ -1,4 +1,4 @@
-"""Argument checks shared by the reference models' constructors."""
+"""Argument checks shared by the models, fit and other public constructors."""
 
 from __future__ import annotations
 
