@@ -51,6 +51,7 @@ __all__ = [
     "binary_pool",
     "load_binary",
     "load_binary_stream",
+    "missing_cells",
 ]
 
 #: The seed of the published protocol (the review's shuffle and mask).
@@ -303,7 +304,8 @@ class BinaryStream:
         return int(self.X.shape[1])
 
 
-def _missing(X: np.ndarray) -> np.ndarray:
+def missing_cells(X: np.ndarray) -> np.ndarray:
+    """Where ``X`` (float, or object with text) has no value: NaN or ``None``."""
     if X.dtype != object:
         return np.isnan(X)
     return np.vectorize(lambda v: v is None or (isinstance(v, float) and v != v), otypes=[bool])(X)
@@ -369,7 +371,7 @@ def load_binary_stream(
     rows = 959 if entry.name == "german" and protocol == "published" else 1000
     data = load_binary(entry.name, data_dir=data_dir, german_rows=rows).shuffled(order_seed)
     n, d = data.X.shape
-    avail = ~_missing(data.X)
+    avail = ~missing_cells(data.X)
     # haphazard_mask takes the data's own missing values as NaN in a float array.
     proxy = np.where(avail, 0.0, np.nan)
     perm = np.arange(d)
