@@ -94,6 +94,15 @@ def test_pool_entry_matches_its_data(name):
     if data.X.dtype == object:
         text_cols = sum(any(isinstance(v, str) for v in data.X[:, j]) for j in range(data.d))
     assert text_cols == e.categorical
+    if data.X.dtype == object:  # numbers plus the categories of the text columns
+        inputs = 0
+        for j in range(data.d):
+            col = [v for v in data.X[:, j] if v is not None and v == v]
+            inputs += len({v for v in col if isinstance(v, str)})
+            inputs += any(not isinstance(v, str) for v in col)
+    else:
+        inputs = int((~np.isnan(data.X)).any(axis=0).sum())
+    assert inputs == e.inputs
     assert set(np.unique(data.y)) <= {0, 1}
 
 

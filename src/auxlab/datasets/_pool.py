@@ -80,6 +80,8 @@ class PoolEntry:
             one.
         duplicate_of: The pool set with the same rows, if any.
         available: Whether it loads here (data folder, river, mlbench installed).
+        inputs: The learners' inputs once the text features are one-hot encoded (numbers
+            plus categories): size a learner's capacity (``AuxDrop(aux_units=...)``) by it.
     """
 
     name: str
@@ -94,6 +96,11 @@ class PoolEntry:
     )
     duplicate_of: str | None = None
     available: bool = False
+    inputs: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.inputs:
+            object.__setattr__(self, "inputs", self.features)
 
     @property
     def positive_rate(self) -> float:
@@ -154,7 +161,7 @@ _ENTRIES: tuple[PoolEntry, ...] = (
     PoolEntry(
         "house_votes84", "mlbench",
         "UCI Congressional Voting Records 1984 (mlbench), y/n text: republican", 435, 16, 16,
-        168,
+        168, inputs=32,
     ),
     PoolEntry(
         "glass_window", "mlbench",
@@ -164,12 +171,12 @@ _ENTRIES: tuple[PoolEntry, ...] = (
     PoolEntry(
         "dna", "mlbench",
         "StatLog DNA splice junctions (mlbench), 0/1 text: no junction (n) vs a junction "
-        "(ei or ie), our reduction of the 3 classes", 3186, 180, 180, 1654,
+        "(ei or ie), our reduction of the 3 classes", 3186, 180, 180, 1654, inputs=360,
     ),
     PoolEntry(
         "breast_cancer", "mlbench",
         "UCI Breast Cancer Wisconsin (mlbench), levels 1-10 as text: malignant", 699, 9, 9, 241,
-        duplicate_of="wbc",
+        duplicate_of="wbc", inputs=89,
     ),
     PoolEntry(
         "pima", "mlbench", "Pima Indians Diabetes (mlbench): pos", 768, 8, 0, 268,
@@ -178,7 +185,7 @@ _ENTRIES: tuple[PoolEntry, ...] = (
     PoolEntry(
         "ionosphere_r", "mlbench",
         "UCI Ionosphere (mlbench), columns 1-2 as R factors (2 constant): good", 351, 34, 2,
-        225, duplicate_of="ionosphere",
+        225, duplicate_of="ionosphere", inputs=35,
     ),
 )  # fmt: skip
 
