@@ -134,7 +134,9 @@ class FeatureSpace:
         keys = sorted(keys, key=_sort_key)
         for k in keys:
             if isinstance(k, OneHot) and k not in self._base_names:
-                self._categories.setdefault(k.feature, []).append(k.category)
+                # (setdefault: a learner pickled before categories existed has no registry)
+                cats = self.__dict__.setdefault("_categories", {})
+                cats.setdefault(k.feature, []).append(k.category)
         new_aux: list[Hashable] = []
         for k in keys:
             if k in self._base_names:
@@ -167,7 +169,7 @@ class FeatureSpace:
 
     def _known_categories(self, k: Hashable) -> list[str]:
         """The categories of the text feature ``k`` learned from, in the order first seen."""
-        return self._categories.get(k, [])
+        return getattr(self, "_categories", {}).get(k, [])
 
     def _encode(
         self, xa: np.ndarray, ma: np.ndarray, xb: np.ndarray, mb: np.ndarray
