@@ -214,3 +214,14 @@ def test_rdata_reader_refuses_damaged_files(tmp_path):
         read_rda_frame(src, "Glass")
     assert isinstance(RDataError("x"), ValueError)
     assert issubclass(MissingMlbench, HaphazardDataError)
+
+
+@needs_river
+def test_parsed_files_are_kept_but_callers_get_their_own_arrays():
+    a = load_binary("phishing")
+    a.X[:] = 0.0  # the caller's copy: the next load is untouched
+    b = load_binary("phishing")
+    assert b.X.any()
+    s = load_binary_stream("phishing")
+    assert s.X.flags.writeable
+    assert not np.shares_memory(s.X, b.X)

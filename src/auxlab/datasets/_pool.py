@@ -29,6 +29,7 @@ Protocols (``protocol=``):
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from collections.abc import Iterable, Mapping
@@ -257,15 +258,41 @@ def load_binary(
 
     ``X`` is float64 (NaN where missing), or an object array when the set has text features
     (``None`` where missing). Raises as the underlying loader does (a missing data folder,
-    river or mlbench: the message says how to get it).
+    river or mlbench: the message says how to get it). The parsed files are kept in memory
+    (a few of them, by name and folder), so a run over seeds and ``p`` parses each once;
+    the arrays returned are the caller's own copies.
     """
+    data = _parsed(*_source(name, data_dir, german_rows))
+    return HaphazardData(data.name, data.X.copy(), data.y.copy(), data.feature_names)
+
+
+def _source(
+    name: str, data_dir: str | os.PathLike[str] | None, german_rows: int
+) -> tuple[str, str | None, int]:
+    """The cache key: the name, the folder the files come from, german's rows."""
     entry = POOL[_key(name)]
     if entry.origin == "shared":
-        return load_haphazard(entry.name, root=data_dir, german_rows=german_rows)
-    if entry.origin == "river":
-        data = river_stream(entry.name)
-        return HaphazardData(entry.name, data.X, data.y, data.feature_names)
-    return load_mlbench(entry.name)
+        root = _shared_root(data_dir)
+        return entry.name, None if root is None else str(root.resolve()), german_rows
+    if entry.origin == "mlbench":
+        return entry.name, str(mlbench_folder().resolve()), 0
+    return entry.name, None, 0
+
+
+@functools.lru_cache(maxsize=32)  # the whole pool, ~50 MB
+def _parsed(name: str, root: str | None, german_rows: int) -> HaphazardData:
+    """A data set as read from its files, with read-only arrays (shared by the cache)."""
+    origin = POOL[name].origin
+    if origin == "shared":
+        data = load_haphazard(name, root=root, german_rows=german_rows)
+    elif origin == "river":
+        raw = river_stream(name)
+        data = HaphazardData(name, raw.X, raw.y, raw.feature_names)
+    else:
+        data = load_mlbench(name, root=root)
+    data.X.flags.writeable = False
+    data.y.flags.writeable = False
+    return data
 
 
 @dataclass(frozen=True, eq=False)
@@ -376,7 +403,7 @@ def load_binary_stream(
         used = order_seed = mask_seed = PUBLISHED_SEED
         perm_seed = None
     rows = 959 if entry.name == "german" and protocol == "published" else 1000
-    data = load_binary(entry.name, data_dir=data_dir, german_rows=rows).shuffled(order_seed)
+    data = _parsed(*_source(entry.name, data_dir, rows)).shuffled(order_seed)
     n, d = data.X.shape
     avail = ~missing_cells(data.X)
     # haphazard_mask takes the data's own missing values as NaN in a float array.
