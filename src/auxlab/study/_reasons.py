@@ -193,7 +193,7 @@ def measurement_reasons(
                 parts = [_neighbour(g, chosen, sign, level) for g in near]
                 out.append(
                     f"Neighbouring weights, {metric} relative to {chosen.label}, paired by seed "
-                    f"(negative: worse; {level:.0%} interval): " + ", ".join(parts) + "."
+                    f"(negative: worse; {level:.0%} interval): " + "; ".join(parts) + "."
                 )
     return out
 

@@ -42,8 +42,11 @@ _ATTR_TASKS = "auxlab_tasks"
 
 
 def _stored_pruner(stored: Mapping[str, Any]) -> str:
-    """The pruner a stored configuration ran with (before ``"none"`` was the default:
-    ``"median"``, stored explicitly in every configuration auxlab wrote)."""
+    """The pruner a stored configuration ran with.
+
+    Before ``"none"`` became the default it was ``"median"``, which every configuration
+    auxlab wrote stored explicitly; one without it is read as that old default.
+    """
     pruning = stored.get("pruning")
     if not isinstance(pruning, Mapping):
         return "median"
@@ -459,6 +462,7 @@ class Study:
             seeds=list(self.config.seeds),
             epochs=self.config.epochs,
             description=self.config.description,
+            pruner=str(self.config.pruning.get("pruner", "none")),
         )
 
     def results(self) -> list[dict[str, Any]]:

@@ -162,6 +162,8 @@ class TrialRunner:
         balancer = diag.balancer(strategy, shared=problem.shared, main=main, tasks=tasks)
         monitor = monitor_key(self.config.metric, main)
         trial.set_user_attr("monitor", monitor)
+        trial.set_user_attr("main", main)
+        trial.set_user_attr("shared_layers", sorted(diag.shared_layers))
 
         def report(ep: dict[str, Any]) -> None:
             if monitor not in ep:
