@@ -335,3 +335,33 @@ def test_report_says_runs_were_pruned_and_by_which_pruner(report: Path) -> None:
     page = _text(report.read_text())
     assert "2 run(s) were pruned (pruner 'median')" in page
     assert "pruner 'median'; 14 finished runs" in page
+
+
+def test_plot_metric_by_weight_draws_t_intervals_on_a_wide_enough_axis(tmp_path: Path) -> None:
+    # auxlab.report's public plot: no min-max bars; the y-axis spans min_span at least.
+    import matplotlib.pyplot as plt
+
+    from auxlab.report import plot_metric_by_weight
+
+    made: list[Any] = []
+    real = plt.subplots
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        fig, ax = real(*args, **kwargs)
+        made.append(ax)
+        return fig, ax
+
+    per_weight = {0.0: [0.700, 0.7010, 0.7020], 1.0: [0.7025, 0.7035, 0.7030]}
+    plt.subplots = spy
+    try:
+        path = plot_metric_by_weight(per_weight, "auc", tmp_path / "p.png", "t", min_span=0.03)
+    finally:
+        plt.subplots = real
+    assert path.stat().st_size > 2000
+    lo, hi = made[0].get_ylim()
+    assert hi - lo >= 0.03
+    # The error bar of weight 0 is scipy's t-interval, not the min-max range.
+    bars = [c for c in made[0].collections if type(c).__name__ == "LineCollection"]
+    segs = bars[0].get_segments()
+    low, high = segs[0][0][1], segs[0][1][1]
+    assert (low, high) == pytest.approx(_scipy_interval(per_weight[0.0]))

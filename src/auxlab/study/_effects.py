@@ -13,8 +13,8 @@ that they cannot disagree:
   record per layer (``flow/<task>/<layer>``);
 * flags on the learning curves, per setting: the best validation epoch was the first
   (the model chosen trained one epoch: under-trained), the metric peaked in the first half
-  of training and then fell beyond the seed noise (over-fitting), or it was still best at
-  the last epoch (more epochs could change the verdict).
+  of training (rounded up) and then fell beyond the seed noise (over-fitting), or it was
+  still best at the last epoch (more epochs could change the verdict).
 """
 
 from __future__ import annotations
@@ -105,11 +105,13 @@ class Flag:
         kind: ``"first_epoch"`` (under-trained), ``"early_peak"`` (over-fitting) or
             ``"still_improving"``.
         text: The remark in words.
+        detail: Its numbers, short, for a line that names several settings.
     """
 
     setting: str
     kind: str
     text: str
+    detail: str = ""
 
 
 @dataclass
@@ -252,9 +254,9 @@ def curve_flags(
 
     * ``first_epoch``: the mean curve is best at epoch 1 (of two or more): the model chosen
       trained one epoch, and later epochs were worse: under-trained.
-    * ``early_peak``: best in the first half of training (after epoch 1), and the last epoch
-      worse than the peak, seed by seed, beyond the noise (the paired interval of the fall
-      excludes 0; with one seed, any fall): over-fitting.
+    * ``early_peak``: best in the first half of training (after epoch 1; epoch 2 of 3
+      counts), and the last epoch worse than the peak, seed by seed, beyond the noise (the
+      paired interval of the fall excludes 0; with one seed, any fall): over-fitting.
     * ``still_improving``: best at the last epoch: more epochs could change the verdict.
 
     Example:
@@ -285,9 +287,10 @@ def curve_flags(
                 f"({seeds_first} of {n} seeds) and worse after it, so the model chosen trained "
                 "one epoch only. A lower learning rate may let it train longer before the "
                 "validation metric falls.",
+                f"{seeds_first} of {n} seeds",
             )
         )
-    elif best <= length / 2:
+    elif best <= math.ceil(length / 2):
         fall = [sign * (c[best - 1] - c[length - 1]) for c in usable]
         drop = sum(fall) / n
         iv = t_interval(fall, level)
@@ -306,6 +309,8 @@ def curve_flags(
                     f"{length} (mean over {n} seed{'s' if n != 1 else ''}) and was "
                     f"{abs(drop):.4f} worse at the last epoch ({noise}). The run keeps the "
                     "best epoch's weights; more epochs do not help this setting.",
+                    f"peak at epoch {best}, {abs(drop):.4f} worse at the end"
+                    + (f" [{iv.low:+.4f}, {iv.high:+.4f}]" if n >= 2 else ", one seed"),
                 )
             )
     elif best == length:
@@ -446,7 +451,9 @@ def paragraph(e: Effects) -> list[str]:
         out.append(
             f"Raising the auxiliary weight from 0 to {top:g} changed the {what} of the main "
             f"task, seed by seed against weight 0 ({lv} paired t-intervals over {n_words} "
-            f"seeds), by {_changes(e, 'value', nonzero)}. {verdict(e, 'value', what)}"
+            f"seeds, each on its own: unlike the recommendation, not corrected for the "
+            f"{len(e.vs_zero['value'])} settings compared), by {_changes(e, 'value', nonzero)}. "
+            f"{verdict(e, 'value', what)}"
         )
     if others:
         out.append(f"The other settings against weight 0: {_changes(e, 'value', others)}.")

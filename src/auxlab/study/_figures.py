@@ -48,9 +48,11 @@ def setting_colors(order: Sequence[str], weights: Mapping[str, float]) -> dict[s
     for i, lab in enumerate(fixed):
         out[lab] = scale(0.05 + 0.8 * (i / max(1, len(fixed) - 1)))
     palette = plt.get_cmap("tab10").colors
+    # Orange, red, purple, brown, pink, olive, grey: none is on the viridis scale.
+    distinct = [palette[i] for i in (1, 3, 4, 5, 6, 8, 7)]
     others = [lab for lab in order if lab not in weights]
     for i, lab in enumerate(others):
-        out[lab] = palette[(i + 1) % len(palette)]  # tab10's blue starts viridis-like
+        out[lab] = distinct[i % len(distinct)]
     return out
 
 
@@ -168,6 +170,7 @@ def curves_figure(
                 ax.fill_between(x, lo, hi, color=c, alpha=0.15, linewidth=0)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(xlabel)
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)

@@ -101,14 +101,31 @@ def _flag_items(e: Effects) -> list[str]:
             "peaked in the first half of training and then fell beyond the seed noise, or was "
             "still best at the last epoch."
         ]
-    # "Still improving" often holds for every setting at once: one line names them all.
-    rising = [f.setting for f in e.flags if f.kind == "still_improving"]
-    out = [f.text for f in e.flags if f.kind != "still_improving"]
-    if rising:
-        out.append(
+    # A flag often holds for many settings at once: one line per kind then names them all.
+    heads = {
+        "first_epoch": (
+            f"Under-trained: the validation {e.metric} was best after the first of {e.epochs} "
+            "epochs and worse after it, so the model chosen trained one epoch only (a lower "
+            "learning rate may let it train longer)"
+        ),
+        "early_peak": (
+            f"Over-fitting: the validation {e.metric} peaked in the first half of the "
+            f"{e.epochs} epochs and was worse at the last one, beyond the seed noise (each run "
+            "keeps its best epoch's weights, so more epochs do not help)"
+        ),
+        "still_improving": (
             f"Still improving at the last of {e.epochs} epochs (possibly under-trained; longer "
-            f"training could change how the settings compare): {', '.join(rising)}."
-        )
+            "training could change how the settings compare)"
+        ),
+    }
+    out: list[str] = []
+    for kind, head in heads.items():
+        flags = [f for f in e.flags if f.kind == kind]
+        if len(flags) == 1 and kind != "still_improving":
+            out.append(flags[0].text)
+        elif flags:
+            named = [f"{f.setting} ({f.detail})" if f.detail else f.setting for f in flags]
+            out.append(f"{head}: {', '.join(named)}.")
     return out
 
 
