@@ -153,17 +153,17 @@ def _settings_table(e: Effects, rec: Any) -> list[list[str]]:
         row = [
             lab,
             str(e.seeds[lab]),
-            _fmt(iv.mean),
+            f"{iv.mean:.4f}",
             f"[{iv.low:.4f}, {iv.high:.4f}]" if finite(iv.low) else "",
             f"{p.difference:+.4f}" if p is not None and p.n else "",
             f"[{p.ci[0]:+.4f}, {p.ci[1]:+.4f}]" if p is not None and finite(p.ci[0]) else "",
         ]
         if has_test:
             t = e.means["test"].get(lab)
-            row.append(_fmt(t.mean) if t is not None else "")
+            row.append(f"{t.mean:.4f}" if t is not None else "")
         if "gap" in e.means:
             g = e.means["gap"].get(lab)
-            row.append(_fmt(g.mean) if g is not None else "")
+            row.append(f"{g.mean:+.4f}" if g is not None else "")
         m = measured.get(lab, {})
         row += [_fmt(m.get(c, math.nan)) for c in extra]
         row += [str(m.get("pruned", 0)), str(m.get("failed", 0))]
