@@ -85,6 +85,15 @@ def test_known_task_names_and_a_failing_builder_pass_the_check(builders: Path) -
         epochs=1,
     )
     assert ok.check_tasks() == ("main", "aux")
+    # The problem built for the check is the first run's (no second build), with the same
+    # results as a study that builds every run itself.
+    assert ok._runner.spare is not None
+    assert ok._runner.spare[0] == 0
+    ok.run()
+    assert ok._runner.spare is None
+    plain = _study(builders, name="plain", strategies=ok.config.strategies, seeds=[0], epochs=1)
+    plain.prepare().work()
+    assert [r["value"] for r in ok.results()] == [r["value"] for r in plain.results()]
     # A builder that fails is left to the runs, which record its error.
     failing = _study(builders, name="f", builder_args={"fail_seed": 0}, seeds=[0])
     assert failing.check_tasks() is None

@@ -280,10 +280,11 @@ class Study:
         """Check every setting's task names against the builder's objective, before any run.
 
         Builds the problem once for the first seed (unless the storage holds the task names
-        read with the same ``builder_args``) and resolves each setting's strategy for its
-        tasks, so that ``shares = {aux = 0.2}`` for a model whose auxiliary task is called
-        ``spam`` stops the study at once instead of failing every run. A builder that fails
-        is left to the runs, which record its error.
+        read with the same ``builder_args``; the first run of that seed in this process then
+        trains that problem instead of building it again) and resolves each setting's
+        strategy for its tasks, so that ``shares = {aux = 0.2}`` for a model whose auxiliary
+        task is called ``spam`` stops the study at once instead of failing every run. A
+        builder that fails is left to the runs, which record its error.
 
         Returns:
             The task names, or ``None`` when the builder could not be built.
@@ -296,6 +297,7 @@ class Study:
         from auxlab.study._problem import as_problem, resolve_builder
 
         args = jsonable(self.config.builder_args)
+        built: Any = None
         known = self._study.user_attrs.get(_ATTR_TASKS)
         if isinstance(known, Mapping) and known.get("builder_args") == args:
             tasks, main = tuple(known["tasks"]), str(known["main"])
@@ -305,6 +307,7 @@ class Study:
                 problem = as_problem(builder(self.config.seeds[0], **self.config.builder_args))
                 objective = problem.objective.bind(problem.model)
                 tasks, main = tuple(objective.tasks), str(objective.main)
+                built = problem
             except Exception:  # the runs record the builder's error, run by run
                 return None
             if not tasks:
@@ -325,6 +328,8 @@ class Study:
                     f"name those in the [[strategies]] entry (e.g. shares = {{ {example} }}, or "
                     "aux = [...] for the tasks a weight applies to)"
                 ) from None
+        if built is not None:
+            self._runner.spare = (self.config.seeds[0], built)  # the first run takes it
         return tasks
 
     # -- running -----------------------------------------------------------------------------
