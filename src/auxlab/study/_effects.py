@@ -82,7 +82,7 @@ def axis_limits(
 
     Example:
         >>> axis_limits([0.70, 0.701], [0.7035, 0.702], min_span=0.03)
-        (0.68935, 0.71415)
+        (0.68555, 0.71795)
     """
     lo = min((v for v in lows if finite(v)), default=math.nan)
     hi = max((v for v in highs if finite(v)), default=math.nan)
@@ -188,58 +188,49 @@ def _main_of(run: Mapping[str, Any]) -> str | None:
     return "main" if "main" in tasks else None
 
 
+def _by_task(flow: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    by_task: dict[str, dict[str, float]] = {}
+    for key, v in flow.items():
+        _, task, layer = key.split("/", 2)
+        by_task.setdefault(task, {})[layer] = float(v)
+    return by_task
+
+
 def _layer_shares(
     runs: Sequence[Mapping[str, Any]], label_of: Callable[[Mapping[str, Any]], str]
 ) -> tuple[list[str], dict[str, dict[str, float]]]:
-    """The shared layers and each setting's auxiliary share per layer (mean over seeds)."""
-    layers: list[str] = []
-    per: dict[str, dict[str, list[float]]] = {}
-    inferred: list[str] = []
+    """The shared layers and each setting's auxiliary share per layer (mean over seeds).
+
+    The shared layers are those the run recorded; for studies stored before they were, the
+    layers that the main gradient and an auxiliary one both reach in some run (at weight 0
+    no auxiliary gradient reaches any layer, so a single run cannot tell).
+    """
+    usable = []
     for r in runs:
         flow, main = r.get("flow") or {}, _main_of(r)
-        if not flow or main is None:
-            continue
-        by_task: dict[str, dict[str, float]] = {}
-        for key, v in flow.items():
-            _, task, layer = key.split("/", 2)
-            by_task.setdefault(task, {})[layer] = float(v)
-        aux = [t for t in by_task if t != main]
-        shared = r.get("shared_layers")
-        if shared:
-            names = [lay for lay in shared if lay in by_task.get(main, {})]
-        else:  # studies stored before the shared layers were: those both gradients reach
-            names = [
+        if flow and main is not None:
+            usable.append((r, main, _by_task(flow)))
+    inferred: list[str] = []
+    for r, main, by_task in usable:
+        if not r.get("shared_layers"):
+            aux = [t for t in by_task if t != main]
+            inferred += [
                 lay
                 for lay, v in by_task.get(main, {}).items()
-                if v > 0 and any(by_task[a].get(lay, 0.0) > 0 for a in aux)
+                if v > 0 and any(by_task[a].get(lay, 0.0) > 0 for a in aux) and lay not in inferred
             ]
-            inferred += [lay for lay in names if lay not in inferred]
+    layers: list[str] = []
+    per: dict[str, dict[str, list[float]]] = {}
+    for r, main, by_task in usable:
+        aux = [t for t in by_task if t != main]
+        names = list(r.get("shared_layers") or inferred)
         for lay in names:
-            if lay not in layers:
-                layers.append(lay)
-            m = by_task[main].get(lay, math.nan)
+            m = by_task.get(main, {}).get(lay, math.nan)
             a = sum(by_task[t].get(lay, 0.0) for t in aux)
             if finite(m) and m + a > 0:
+                if lay not in layers:
+                    layers.append(lay)
                 per.setdefault(label_of(r["row"]), {}).setdefault(lay, []).append(a / (m + a))
-    if inferred:
-        # A layer that no auxiliary gradient reached at one weight (weight 0) is still shared
-        # when it reached it at another: give every setting a value on every such layer.
-        for r in runs:
-            flow, main = r.get("flow") or {}, _main_of(r)
-            if r.get("shared_layers") or not flow or main is None:
-                continue
-            lab = label_of(r["row"])
-            for lay in inferred:
-                if lay in per.get(lab, {}):
-                    continue
-                m = float(flow.get(f"flow/{main}/{lay}", math.nan))
-                a = sum(
-                    float(v)
-                    for k, v in flow.items()
-                    if k.endswith(f"/{lay}") and k.split("/")[1] != main
-                )
-                if finite(m) and m + a > 0:
-                    per.setdefault(lab, {}).setdefault(lay, []).append(a / (m + a))
     return layers, {lab: {lay: sum(v) / len(v) for lay, v in d.items()} for lab, d in per.items()}
 
 
