@@ -21,27 +21,39 @@ def _pyplot() -> Any:
 
 
 def plot_metric_by_weight(
-    per_weight: Mapping[float, Sequence[float]], metric: str, path: str | Path, title: str
+    per_weight: Mapping[float, Sequence[float]],
+    metric: str,
+    path: str | Path,
+    title: str,
+    level: float = 0.95,
+    min_span: float = 0.0,
 ) -> Path:
-    """One point per seed and the mean with its min-max range, for each auxiliary weight."""
+    """One point per seed and the mean with its t-interval over seeds, for each weight.
+
+    The interval is ``mean ± t(level, n−1)·s/√n`` (Student's t from ``scipy.stats``; no bar
+    with one seed). The y-axis holds every point and interval and spans at least
+    ``min_span`` (give a multiple of the seed standard deviation, so that noise does not
+    fill the axis).
+    """
+    from auxlab.study._effects import axis_limits, t_interval
+
     plt = _pyplot()
     weights = sorted(per_weight)
     fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=110)
     xs = np.arange(len(weights))
+    lows: list[float] = []
+    highs: list[float] = []
     for x, w in zip(xs, weights, strict=True):
-        vals = np.asarray(per_weight[w], dtype=float)
+        vals = [float(v) for v in per_weight[w]]
         ax.scatter(np.full(len(vals), x), vals, color="tab:gray", s=18, zorder=3, label=None)
-        m = float(np.mean(vals))
+        iv = t_interval(vals, level)
+        err = [[iv.mean - iv.low], [iv.high - iv.mean]] if iv.n >= 2 else None
         ax.errorbar(
-            x,
-            m,
-            yerr=[[m - vals.min()], [vals.max() - m]],
-            fmt="o",
-            color="tab:blue",
-            capsize=6,
-            markersize=8,
-            zorder=2,
+            x, iv.mean, yerr=err, fmt="o", color="tab:blue", capsize=6, markersize=8, zorder=2
         )
+        lows += [*vals, iv.low]
+        highs += [*vals, iv.high]
+    ax.set_ylim(*axis_limits(lows, highs, min_span))
     ax.set_xticks(xs, [f"{w:g}" for w in weights])
     ax.set_xlabel("auxiliary loss weight")
     ax.set_ylabel(metric)
@@ -65,17 +77,24 @@ td:first-child, th:first-child { text-align: left; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.5rem 0; }
 .summary li { margin: 0.35rem 0; }
 .meta { color: #666; font-size: 0.9rem; }
+figure { margin: 0.5rem 0 1.5rem 0; }
+figcaption { color: #444; font-size: 0.9rem; }
 code { background: #f5f5f5; padding: 0 0.2rem; }
 </style></head><body>
 <h1>{{ title }}</h1>
 {% if intro %}<p>{{ intro }}</p>{% endif %}
 <p class="meta">{{ meta }}</p>
-<h2>What the weight did</h2>
+<h2>{{ summary_title }}</h2>
 <ul class="summary">{% for line in summary %}<li>{{ line }}</li>{% endfor %}</ul>
 {% for section in sections %}
 <h2>{{ section.title }}</h2>
 {% if section.text %}<p>{{ section.text }}</p>{% endif %}
-{% if section.image %}<img src="{{ section.image }}" alt="{{ section.title }}">{% endif %}
+{% for para in section.paragraphs or [] %}<p>{{ para }}</p>{% endfor %}
+{% if section.bullets %}<ul>{% for item in section.bullets %}<li>{{ item }}</li>{% endfor %}</ul>
+{% endif %}
+{% if section.image %}<figure><img src="{{ section.image }}" alt="{{ section.title }}">
+{% if section.caption %}<figcaption>{{ section.caption }}</figcaption>{% endif %}</figure>
+{% endif %}
 {% if section.table %}<table><tr>{% for h in section.table[0] %}<th>{{ h }}</th>{% endfor %}</tr>
 {% for row in section.table[1:] %}<tr>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>
 {% endfor %}
@@ -92,16 +111,24 @@ def write_html(
     summary: Sequence[str],
     sections: Sequence[Mapping[str, Any]],
     intro: str = "",
+    summary_title: str = "What the weight did",
 ) -> Path:
     """Write a self-contained HTML page (images are referenced by relative file name).
 
-    ``intro`` is a paragraph under the title. Each section is ``{"title": ..., "text": ...,
-    "image": "file.png", "table": rows}`` with ``rows[0]`` the header. Text is escaped.
+    ``intro`` is a paragraph under the title; ``summary`` a list under ``summary_title``.
+    Each section is ``{"title": ..., "text": ..., "paragraphs": [...], "bullets": [...],
+    "image": "file.png", "caption": ..., "table": rows}`` (every key optional but the
+    title) with ``rows[0]`` the header. Text is escaped.
     """
     jinja2 = require("jinja2", extra="report", feature="auxlab reports")
     env = jinja2.Environment(autoescape=True)
     page = env.from_string(_TEMPLATE).render(
-        title=title, intro=intro, meta=meta, summary=list(summary), sections=list(sections)
+        title=title,
+        intro=intro,
+        meta=meta,
+        summary=list(summary),
+        summary_title=summary_title,
+        sections=list(sections),
     )
     Path(path).write_text(page, encoding="utf-8")
     return Path(path)

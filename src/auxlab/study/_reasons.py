@@ -81,6 +81,18 @@ def relative_share(g: Group) -> dict[str, float] | None:
     return out or None
 
 
+def _neighbour(g: Group, chosen: Group, sign: float, level: float) -> str:
+    """``g`` against ``chosen`` seed by seed, in words: the difference and its interval."""
+    pair = paired(g, chosen, sign, level)
+    if pair.n == 0:
+        return f"{g.label}: no seed run at both"
+    if pair.n < 2:
+        return f"{g.label}: {pair.difference:+.4f} (one common seed: noise unknown)"
+    lo, hi = pair.ci
+    within = "within the noise" if lo <= 0 <= hi else "beyond the noise"
+    return f"{g.label}: {pair.difference:+.4f} [{lo:+.4f}, {hi:+.4f}], {within}"
+
+
 def measurement_reasons(
     chosen: Group,
     best: Group,
@@ -175,10 +187,13 @@ def measurement_reasons(
             i = keys.index(chosen.key)
             near = [ws[j][1] for j in (i - 1, i + 1) if 0 <= j < len(ws)]
             if near:
-                parts = [f"{g.label}: {sign * (g.mean - chosen.mean):+.4f}" for g in near]
+                # Seed by seed, as every other comparison: the difference over the seeds both
+                # completed, with its paired interval (was: the difference of the means, with
+                # no noise stated, over whatever seeds each had).
+                parts = [_neighbour(g, chosen, sign, level) for g in near]
                 out.append(
-                    f"Neighbouring weights, {metric} relative to {chosen.label} "
-                    f"(negative: worse): " + ", ".join(parts) + "."
+                    f"Neighbouring weights, {metric} relative to {chosen.label}, paired by seed "
+                    f"(negative: worse; {level:.0%} interval): " + "; ".join(parts) + "."
                 )
     return out
 

@@ -14,9 +14,18 @@ from typing import Any
 import numpy as np
 
 from auxlab import report as _report
+from auxlab.study._effects import MIN_SPAN_SDS, Effects, effects_of, group_label, paragraph, verdict
+from auxlab.study._figures import (
+    Figure,
+    compare_figure,
+    curves_figure,
+    flow_figure,
+    setting_colors,
+)
+from auxlab.study._groups import finite
 from auxlab.study._results import StudyRecords
 
-__all__ = ["write_report"]
+__all__ = ["compare_caption", "write_report"]
 
 
 def _label_of(row: Mapping[str, Any]) -> str:
@@ -35,101 +44,6 @@ def _order(labels: Sequence[str], runs: Sequence[Mapping[str, Any]]) -> list[str
     return sorted(set(labels), key=lambda lab: (weight.get(lab, math.inf), lab))
 
 
-def _mean_curve(curves: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    length = min(len(c) for c in curves)
-    arr = np.array([list(c[:length]) for c in curves], dtype=float)
-    with np.errstate(all="ignore"):
-        return np.nanmean(arr, 0), np.nanmin(arr, 0), np.nanmax(arr, 0)
-
-
-def _panels(
-    panels: Mapping[str, Mapping[str, Sequence[tuple[Sequence[float], Sequence[float]]]]],
-    order: Sequence[str],
-    path: Path,
-    xlabel: str,
-) -> Path:
-    """One panel per quantity; one line per setting (mean over seeds, band = min-max)."""
-    plt = _report._pyplot()
-    n = max(1, len(panels))
-    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 3.4), dpi=110, squeeze=False)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for ax, (title, by_label) in zip(axes[0], panels.items(), strict=False):
-        for i, lab in enumerate(order):
-            runs = [r for r in by_label.get(lab, []) if len(r[1])]
-            if not runs:
-                continue
-            mean, lo, hi = _mean_curve([r[1] for r in runs])
-            x = np.asarray(runs[0][0][: len(mean)], dtype=float)
-            c = colors[i % len(colors)]
-            ax.plot(x, mean, color=c, label=lab, marker="o" if len(x) < 30 else None)
-            if len(runs) > 1:
-                ax.fill_between(x, lo, hi, color=c, alpha=0.15, linewidth=0)
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel(xlabel)
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def _heatmap(
-    flows: Mapping[str, Mapping[str, Mapping[str, float]]], order: Sequence[str], path: Path
-) -> Path | None:
-    """``flows[task][setting][layer]``: one heatmap panel per task, log10 of the norm."""
-    plt = _report._pyplot()
-    tasks = list(flows)
-    layers: list[str] = []
-    for by_setting in flows.values():
-        for by_layer in by_setting.values():
-            layers += [lay for lay in by_layer if lay not in layers]
-    cols = [lab for lab in order if any(lab in flows[t] for t in tasks)]
-    if not tasks or not layers or not cols:
-        return None
-    ticks = [c if len(c) <= 24 else c[:23] + "…" for c in cols]
-    longest = max(len(t) for t in ticks)
-    fig, axes = plt.subplots(
-        1,
-        len(tasks),
-        figsize=(
-            max(5.0, (2.5 + 0.7 * len(cols)) * len(tasks)),
-            1.2 + 0.4 * len(layers) + 0.07 * longest,
-        ),
-        dpi=110,
-        squeeze=False,
-        layout="constrained",
-    )
-    for ax, task in zip(axes[0], tasks, strict=True):
-        mat = np.full((len(layers), len(cols)), np.nan)
-        for j, lab in enumerate(cols):
-            for i, lay in enumerate(layers):
-                v = flows[task].get(lab, {}).get(lay)
-                if v is not None and v > 0:
-                    mat[i, j] = math.log10(v)
-        im = ax.imshow(mat, aspect="auto", cmap="viridis")
-        ax.set_xticks(range(len(cols)), ticks, rotation=45, ha="right", fontsize=7)
-        ax.set_yticks(range(len(layers)), layers, fontsize=7)
-        ax.set_title(f"'{task}' gradient, log10 norm", fontsize=9)
-        for i in range(len(layers)):
-            for j in range(len(cols)):
-                if np.isfinite(mat[i, j]):
-                    ax.text(
-                        j,
-                        i,
-                        f"{mat[i, j]:.1f}",
-                        ha="center",
-                        va="center",
-                        fontsize=6,
-                        color="white",
-                    )
-        fig.colorbar(im, ax=ax, fraction=0.05)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         if math.isnan(v):
@@ -138,8 +52,131 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _axis_note(e: Effects, column: str, fig: Figure) -> str:
+    """The caption's sentence on the y-axes, from the spans the figure used."""
+    sd, dsd = e.seed_sd.get(column, math.nan), e.diff_sd.get(column, math.nan)
+    if not finite(sd):
+        return (
+            "With one seed per setting the seed noise is unknown: the y-axes span the data "
+            "only, and no difference can be read as beyond the noise."
+        )
+    right = (
+        f"; right: sd {dsd:.4f} of the paired differences, so at least {fig.min_spans[1]:.4f}"
+        if len(fig.min_spans) > 1 and finite(dsd)
+        else ""
+    )
+    return (
+        f"Each y-axis spans at least {MIN_SPAN_SDS:g} seed standard deviations (left: sd "
+        f"{sd:.4f} of the runs around their setting's mean, so at least {fig.min_spans[0]:.4f}"
+        f"{right}), so that differences within the seed noise look flat, not like a trend."
+    )
+
+
+def compare_caption(e: Effects, column: str, what: str, fig: Figure) -> str:
+    """The caption of a :func:`compare_figure`: what it shows, the verdict, the axes."""
+    lv = f"{e.level:.0%}"
+    right = (
+        f" Right: each setting minus weight 0, seed by seed (grey: one seed), with the {lv} "
+        f"paired t-interval; above 0: higher {what}. {verdict(e, column, what)}"
+        if len(fig.limits) > 1
+        else ""
+    )
+    return (
+        f"Left: {what} per setting; grey dots are seeds and grey lines join one seed across "
+        f"the settings; in colour, the mean with its {lv} t-interval over the seeds "
+        f"(Student's t, n − 1 degrees of freedom, each setting's own standard deviation)."
+        f"{right} {_axis_note(e, column, fig)}"
+    )
+
+
+def _flag_items(e: Effects) -> list[str]:
+    if e.epochs <= 1:
+        return [
+            "Every run trained one epoch, so the curves cannot show whether a setting was "
+            "under-trained or over-fitted; run more epochs to see it."
+        ]
+    if not e.flags:
+        return [
+            "No setting was flagged: no mean validation curve was best at the first epoch, "
+            "peaked in the first half of training and then fell beyond the seed noise, or was "
+            "still best at the last epoch."
+        ]
+    # A flag often holds for many settings at once: one line per kind then names them all.
+    heads = {
+        "first_epoch": (
+            f"Under-trained: the validation {e.metric} was best after the first of {e.epochs} "
+            "epochs and worse after it, so the model chosen trained one epoch only (a lower "
+            "learning rate may let it train longer)"
+        ),
+        "early_peak": (
+            f"Over-fitting: the validation {e.metric} peaked in the first half of the "
+            f"{e.epochs} epochs and was worse at the last one, beyond the seed noise (each run "
+            "keeps its best epoch's weights, so more epochs do not help)"
+        ),
+        "still_improving": (
+            f"Still improving at the last of {e.epochs} epochs (possibly under-trained; longer "
+            "training could change how the settings compare)"
+        ),
+    }
+    out: list[str] = []
+    for kind, head in heads.items():
+        flags = [f for f in e.flags if f.kind == kind]
+        if len(flags) == 1 and kind != "still_improving":
+            out.append(flags[0].text)
+        elif flags:
+            named = [f"{f.setting} ({f.detail})" if f.detail else f.setting for f in flags]
+            out.append(f"{head}: {', '.join(named)}.")
+    return out
+
+
+def _settings_table(e: Effects, rec: Any) -> list[list[str]]:
+    lv = f"{e.level:.0%}"
+    measured = {t["setting"]: t for t in rec.table} if rec is not None else {}
+    extra = [c for t in measured.values() for c in t if c.startswith(("ratio/", "cos/"))]
+    extra = list(dict.fromkeys(extra))
+    head = [
+        "setting",
+        "seeds",
+        f"mean {e.metric}",
+        f"{lv} t-interval",
+        "minus weight 0 (paired)",
+        f"{lv} paired interval",
+    ]
+    has_test = "test" in e.means
+    head += ["test"] if has_test else []
+    head += ["gap"] if "gap" in e.means else []
+    head += [*extra, "pruned", "failed"]
+    rows = [head]
+    for lab in e.order:
+        iv = e.means["value"][lab]
+        p = e.vs_zero.get("value", {}).get(lab)
+        row = [
+            lab,
+            str(e.seeds[lab]),
+            f"{iv.mean:.4f}",
+            f"[{iv.low:.4f}, {iv.high:.4f}]" if finite(iv.low) else "",
+            f"{p.difference:+.4f}" if p is not None and p.n else "",
+            f"[{p.ci[0]:+.4f}, {p.ci[1]:+.4f}]" if p is not None and finite(p.ci[0]) else "",
+        ]
+        if has_test:
+            t = e.means["test"].get(lab)
+            row.append(f"{t.mean:.4f}" if t is not None else "")
+        if "gap" in e.means:
+            g = e.means["gap"].get(lab)
+            row.append(f"{g.mean:+.4f}" if g is not None else "")
+        m = measured.get(lab, {})
+        row += [_fmt(m.get(c, math.nan)) for c in extra]
+        row += [str(m.get("pruned", 0)), str(m.get("failed", 0))]
+        rows.append(row)
+    return rows
+
+
 def write_report(records: StudyRecords, out: Path, level: float = 0.95) -> Path:
-    """Write ``report.html``, PNG plots and ``results.csv`` for a study's records into ``out``."""
+    """Write ``report.html``, PNG plots and ``results.csv`` for a study's records into ``out``.
+
+    Every number the page states (text, captions, tables, figures) comes from one
+    :func:`~auxlab.study._effects.effects_of` computation.
+    """
     import torch
 
     out.mkdir(parents=True, exist_ok=True)
@@ -147,6 +184,7 @@ def write_report(records: StudyRecords, out: Path, level: float = 0.95) -> Path:
     rows = records.rows
     records.to_csv(out / "results.csv")
     metric = records.metric
+    lv = f"{level:.0%}"
     sections: list[dict[str, Any]] = []
     try:
         rec = records.recommend(level)
@@ -154,88 +192,105 @@ def write_report(records: StudyRecords, out: Path, level: float = 0.95) -> Path:
     except ValueError as exc:
         rec = None
         summary = [f"No recommendation: {exc}."]
-    done = [r for r in runs if r["row"]["state"] == "COMPLETE"]
-    order = _order([_label_of(r["row"]) for r in runs], runs)
-
-    # 1. Metric against weight, with the seed spread.
-    per_weight: dict[float, list[float]] = {}
-    gap_weight: dict[float, list[float]] = {}
-    test_weight: dict[float, list[float]] = {}
-    for r in done:
-        row = r["row"]
-        if row["kind"] in ("fixed", "search") and math.isfinite(row["value"]):
-            per_weight.setdefault(float(row["weight"]), []).append(row["value"])
-            if isinstance(row.get("gap"), float) and math.isfinite(row["gap"]):
-                gap_weight.setdefault(float(row["weight"]), []).append(row["gap"])
-            if isinstance(row.get("test"), float) and math.isfinite(row["test"]):
-                test_weight.setdefault(float(row["weight"]), []).append(row["test"])
-    if per_weight:
-        _report.plot_metric_by_weight(
-            per_weight,
-            f"validation {metric} (main task)",
-            out / "metric_by_weight.png",
-            "Main task, best epoch: grey = one seed, blue = mean and range",
+    pruned = sum(r["state"] == "PRUNED" for r in rows)
+    if pruned:
+        summary.append(
+            f"{pruned} run(s) were pruned (pruner '{records.pruner}'), which compares a run "
+            "with the runs of other seeds, so it stops unlucky seeds rather than worse "
+            "settings; the paired comparisons use only the seeds complete at both settings."
         )
+    e = effects_of(records, level) if rec is not None else None
+    order = e.order if e is not None else _order([_label_of(r["row"]) for r in runs], runs)
+    colors = setting_colors(order, dict(e.weights) if e is not None else {})
+
+    if e is not None:
+        sections.append({"title": "What raising the weight did", "paragraphs": paragraph(e)})
         sections.append(
             {
-                "title": f"Validation {metric} against the auxiliary weight",
-                "text": "Each completed run at its best epoch. Weight 0 is no auxiliary loss.",
-                "image": "metric_by_weight.png",
+                "title": "Training length",
+                "text": (
+                    "Per setting, from the mean validation curve over seeds (each run keeps "
+                    "its best validation epoch's weights):"
+                ),
+                "bullets": _flag_items(e),
             }
         )
-    if test_weight:
-        _report.plot_metric_by_weight(
-            test_weight,
-            f"test {metric} (main task)",
-            out / "test_by_weight.png",
-            "Held-out test split: grey = one seed, blue = mean and range",
-        )
-        sections.append(
-            {
-                "title": f"Held-out test {metric} against the auxiliary weight",
-                "text": (
+        for column, title, what, file in (
+            (
+                "value",
+                f"Validation {metric} by setting",
+                f"validation {metric}",
+                "metric_by_weight.png",
+            ),
+            ("test", f"Held-out test {metric} by setting", f"test {metric}", "test_by_weight.png"),
+            ("gap", "Train/validation gap by setting", "train/validation gap", "gap_by_weight.png"),
+        ):
+            fig = compare_figure(e, column, f"{what} (main task)", out / file, colors)
+            if fig is None:
+                continue
+            text = {
+                "value": "Each completed run at its best epoch. Weight 0 is no auxiliary loss.",
+                "test": (
                     "Each completed run with the weights of its best validation epoch, scored "
-                    "once on the test split. The test split is never used to choose: does the "
+                    "once on the test split, which is never used to choose: does the "
                     "validation ranking hold on data the study did not look at?"
                 ),
-                "image": "test_by_weight.png",
-            }
-        )
-    # 2. Learning curves per weight / setting.
+                "gap": (
+                    "The main task's train - validation gap at the best epoch (positive: "
+                    "better on the training data). A smaller gap at a larger weight, beyond "
+                    "the noise, is the auxiliary loss regularising."
+                ),
+            }[column]
+            sections.append(
+                {
+                    "title": title,
+                    "text": text,
+                    "image": file,
+                    "caption": compare_caption(e, column, what, fig),
+                }
+            )
+    # Learning curves per setting.
     val_panel: dict[str, list[tuple[list[float], list[float]]]] = {}
     gap_panel: dict[str, list[tuple[list[float], list[float]]]] = {}
     for r in runs:
-        lab, mon = _label_of(r["row"]), r.get("monitor")
+        if r["row"]["state"] != "COMPLETE":
+            continue
+        lab, mon = group_label(r["row"]), r.get("monitor")
         eps = r["epochs"]
         if mon and eps:
-            x = [e["epoch"] for e in eps]
-            val_panel.setdefault(lab, []).append((x, [e.get(mon, math.nan) for e in eps]))
+            x = [e_["epoch"] for e_ in eps]
+            val_panel.setdefault(lab, []).append((x, [e_.get(mon, math.nan) for e_ in eps]))
             gk = next((k for k in eps[0] if k.startswith("gap/") and "loss" not in k), None)
             gk = gk or next((k for k in eps[0] if k.startswith("gap/")), None)
             if gk:
-                gap_panel.setdefault(lab, []).append((x, [e.get(gk, math.nan) for e in eps]))
+                gap_panel.setdefault(lab, []).append((x, [e_.get(gk, math.nan) for e_ in eps]))
     if val_panel:
-        _panels(
+        curves_figure(
             {f"validation {metric} (main)": val_panel, "train - validation gap (main)": gap_panel},
             order,
+            colors,
             out / "learning_curves.png",
             "epoch",
+            level,
         )
         sections.append(
             {
                 "title": "Learning curves",
                 "text": (
-                    "Per setting: mean over seeds, band = min-max. Pruned runs stop early. The "
-                    "gap is measured on the training data evaluated after each epoch; larger "
-                    "means more over-fitting."
+                    f"Completed runs, per setting: the mean over seeds and its {lv} t-interval "
+                    "band at each epoch, in the colours of the figures above. The gap is "
+                    "measured on the training data evaluated after each epoch; larger means "
+                    "more over-fitting."
                 ),
                 "image": "learning_curves.png",
             }
         )
-    # 3. Gradient flow heatmap.
+    # Gradient flow and the auxiliary share per shared layer, each on one colour scale.
     flows: dict[str, dict[str, dict[str, list[float]]]] = {}
-    for r in done:
-        lab = _label_of(r["row"])
+    for r in runs:
+        if r["row"]["state"] != "COMPLETE":
+            continue
+        lab = group_label(r["row"])
         for key, v in r["flow"].items():
             _, task, layer = key.split("/", 2)
             flows.setdefault(task, {}).setdefault(lab, {}).setdefault(layer, []).append(v)
@@ -243,23 +298,51 @@ def write_report(records: StudyRecords, out: Path, level: float = 0.95) -> Path:
         t: {lab: {lay: float(np.nanmean(vs)) for lay, vs in d.items()} for lab, d in by.items()}
         for t, by in flows.items()
     }
-    if _heatmap(mean_flows, order, out / "gradient_flow.png") is not None:
+    flow_path = flow_figure(
+        mean_flows, order, out / "gradient_flow.png", "'{}' gradient, log10 norm", True, ".1f"
+    )
+    if flow_path is not None:
         sections.append(
             {
                 "title": "Gradient flow per layer",
                 "text": (
                     "Norm of each task's weighted gradient reaching each layer (log10, mean "
-                    "over probed steps and seeds). Does the auxiliary loss send gradient down "
-                    "to the lower layers, and how much next to the main task?"
+                    "over probed steps and seeds), every panel on one colour scale. Does the "
+                    "auxiliary loss send gradient down to the lower layers, and how much next "
+                    "to the main task?"
                 ),
                 "image": "gradient_flow.png",
             }
         )
-    # 4. Alignment and influence over training.
+    if e is not None and e.shares:
+        share_path = flow_figure(
+            {"auxiliary": e.shares},
+            order,
+            out / "aux_share_by_layer.png",
+            "{} share of the gradient per shared layer",
+            False,
+            ".0%",
+            vmin=0.0,
+            vmax=1.0,
+        )
+        if share_path is not None:
+            sections.append(
+                {
+                    "title": "The auxiliary gradient's share per shared layer",
+                    "text": (
+                        "‖w·g_aux‖ / (‖g_main‖ + ‖w·g_aux‖) on each shared layer, from the mean "
+                        "weighted norms over probed steps, mean over seeds; colour scale from "
+                        "0 to 100 % for every setting. These are the numbers of the paragraph "
+                        "above."
+                    ),
+                    "image": "aux_share_by_layer.png",
+                }
+            )
+    # Alignment and influence over training.
     panels: dict[str, dict[str, list[tuple[list[float], list[float]]]]] = {}
-    for r in done:
-        lab, probes = _label_of(r["row"]), r["probes"]
-        if not probes:
+    for r in runs:
+        lab, probes = group_label(r["row"]), r["probes"]
+        if r["row"]["state"] != "COMPLETE" or not probes:
             continue
         x = [p["step"] for p in probes]
         for key in probes[0]:
@@ -273,7 +356,7 @@ def write_report(records: StudyRecords, out: Path, level: float = 0.95) -> Path:
                     (x, [p.get(key, math.nan) for p in probes])
                 )
     if panels:
-        _panels(panels, order, out / "alignment_influence.png", "step")
+        curves_figure(panels, order, colors, out / "alignment_influence.png", "step", level)
         sections.append(
             {
                 "title": "Alignment and influence over training",
@@ -281,38 +364,24 @@ def write_report(records: StudyRecords, out: Path, level: float = 0.95) -> Path:
                     "Cosine between the main and auxiliary gradients on the shared layers "
                     "(negative: conflict), the auxiliary gradient's size relative to the main "
                     "one, and the first-order change of the main loss that the auxiliary part "
-                    "of a step causes (negative: it helps), every probed step."
+                    f"of a step causes (negative: it helps), every probed step; mean over "
+                    f"seeds with its {lv} t-interval band."
                 ),
                 "image": "alignment_influence.png",
             }
         )
-    # 5. Gap against weight.
-    if gap_weight:
-        _report.plot_metric_by_weight(
-            gap_weight,
-            "train - validation gap",
-            out / "gap_by_weight.png",
-            "Main task's train/validation gap at the best epoch",
-        )
-        sections.append(
-            {
-                "title": "Train/validation gap against the weight",
-                "text": "A smaller gap at a larger weight is the auxiliary loss regularising.",
-                "image": "gap_by_weight.png",
-            }
-        )
-    # 6. Strategy comparison.
-    if rec is not None:
-        head = list(rec.table[0])
+    if e is not None:
         sections.append(
             {
                 "title": "Settings compared",
                 "text": (
-                    f"Mean of the validation {metric} over completed seeds, with its "
-                    f"{level:.0%} confidence interval (pooled seed noise), and measurements "
+                    f"Mean of the validation {metric} over completed seeds with its {lv} "
+                    "t-interval (each setting's own seed noise, as in the figures; the "
+                    "recommendation's line pools the noise over settings), the difference to "
+                    f"weight 0 seed by seed with its {lv} paired interval, and measurements "
                     "averaged over the runs."
                 ),
-                "table": [head] + [[_fmt(t.get(h)) for h in head] for t in rec.table],
+                "table": _settings_table(e, rec),
             }
         )
     cols = ["trial", "state", "label", "seed", "value", "best_epoch", "epochs", "seconds", "error"]
@@ -327,9 +396,10 @@ def write_report(records: StudyRecords, out: Path, level: float = 0.95) -> Path:
     meta = (
         f"Study '{records.name}': {len(records.settings)} settings x "
         f"{len(records.seeds)} seeds, {records.epochs} epochs; metric: validation "
-        f"{metric} of the main task ({records.direction}); {len(rows)} finished runs "
+        f"{metric} of the main task ({records.direction}); pruner '{records.pruner}'; "
+        f"{len(rows)} finished runs "
         f"({sum(r['state'] == 'COMPLETE' for r in rows)} complete, "
-        f"{sum(r['state'] == 'PRUNED' for r in rows)} pruned, "
+        f"{pruned} pruned, "
         f"{sum(r['state'] == 'FAIL' for r in rows)} failed). torch {torch.__version__}, "
         f"Python {platform.python_version()}."
     )
@@ -346,4 +416,5 @@ def write_report(records: StudyRecords, out: Path, level: float = 0.95) -> Path:
         summary,
         sections,
         intro=records.description,
+        summary_title="Recommendation",
     )

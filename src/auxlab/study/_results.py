@@ -35,7 +35,10 @@ class StudyRecords:
         runs: One dict per finished run: ``row`` (its row of the tidy table, see
             :meth:`Study.results <auxlab.study.Study.results>`), ``epochs`` (the epoch
             records), ``probes`` (the diagnostics' probed steps), ``flow`` (gradient norm per
-            task and layer) and ``monitor`` (the epoch record's key of the metric).
+            task and layer), ``monitor`` (the epoch record's key of the metric), ``main``
+            (the main task) and ``shared_layers`` (the layers of the shared block); the last
+            two are ``None`` in studies stored before they were recorded.
+        pruner: The pruner the runs ran under (``"none"``: every run completes).
         unfinished: Rows of the runs still waiting or running when the records were read
             (another worker's): results with any are partial. :meth:`to_csv` writes them
             with their state (``WAITING``, ``RUNNING``) and no value.
@@ -50,6 +53,7 @@ class StudyRecords:
     description: str = ""
     runs: list[dict[str, Any]] = field(default_factory=list)
     unfinished: list[dict[str, Any]] = field(default_factory=list)
+    pruner: str = "none"
 
     @property
     def rows(self) -> list[dict[str, Any]]:
@@ -158,6 +162,8 @@ def records_from_trials(
                 "probes": ua.get("probes", []),
                 "flow": ua.get("flow", {}),
                 "monitor": ua.get("monitor"),
+                "main": ua.get("main"),
+                "shared_layers": ua.get("shared_layers"),
             }
         )
     return StudyRecords(runs=runs, unfinished=unfinished, **about)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auxlab import schedules
+from auxlab._errors import TaskMismatchError
 from auxlab.study._config import ConfigError
 from auxlab.weighting import FixedWeights, Strategy, create, scheduled
 
@@ -105,7 +106,9 @@ class Setting:
         aux = list(self.aux) if self.aux is not None else [t for t in tasks if t != main]
         unknown = [t for t in aux if t not in tasks]
         if unknown:
-            raise ValueError(f"setting '{self.label}': tasks {unknown} are not in {list(tasks)}")
+            raise TaskMismatchError(
+                f"setting '{self.label}': aux tasks {unknown} are not in {list(tasks)}."
+            )
         if self.kind in ("fixed", "search"):
             w = self.weight if weight is None else weight
             assert w is not None

@@ -37,6 +37,20 @@ _ATTR_CONFIG = "auxlab_config"
 #: of both are compared in one table.
 #: (``builder_args`` may change: they may hold how a run is done, not what it measures.)
 _CHECKED = ("strategies", "seeds", "metric", "epochs", "builder")
+#: The builder's task names (and the builder_args they were read with), once checked.
+_ATTR_TASKS = "auxlab_tasks"
+
+
+def _stored_pruner(stored: Mapping[str, Any]) -> str:
+    """The pruner a stored configuration ran with.
+
+    Before ``"none"`` became the default it was ``"median"``, which every configuration
+    auxlab wrote stored explicitly; one without it is read as that old default.
+    """
+    pruning = stored.get("pruning")
+    if not isinstance(pruning, Mapping):
+        return "median"
+    return str(pruning.get("pruner", "median"))
 
 
 class Study:
@@ -224,12 +238,99 @@ class Study:
                             f"{key} = {stored.get(key)!r}, not {mine[key]!r}; resume it with the "
                             "same configuration, or give the study another name"
                         )
+                self._check_pruner(study, stored, finished, mine)
             if study.direction.name.lower() != self.direction:
                 raise StudyError(
                     f"study '{name}' optimises in direction {study.direction.name.lower()}, "
                     f"this configuration in {self.direction}"
                 )
         return study
+
+    def _check_pruner(
+        self, study: Any, stored: Mapping[str, Any], finished: Sequence[Any], mine: dict[str, Any]
+    ) -> None:
+        """Resume under another pruner only if no run was pruned; else say what to do.
+
+        A study stored with the old default (``"median"``, which compares a run with other
+        seeds' runs) may hold pruned runs; resumed with ``"none"``, the runs left would
+        complete, and one table would mix seeds stopped early with seeds that were not.
+        """
+        before, now = _stored_pruner(stored), str(self.config.pruning.get("pruner", "none"))
+        if before == now:
+            return
+        ts = self._optuna.trial.TrialState
+        pruned = sum(ft.state == ts.PRUNED for ft in finished)
+        if pruned:
+            name, where = self.config.name, describe(self.config.storage)
+            raise StudyError(
+                f"study '{name}' in {where} ran with pruner = {before!r}, which stopped "
+                f"{pruned} of its {len(finished)} finished runs early (it compares a run with "
+                f"the runs of other seeds); this configuration has pruner = {now!r}. Resuming "
+                "would mix pruned and unpruned runs in one comparison. To keep the stored runs, "
+                f'resume with [pruning] pruner = "{before}"; to compare every seed in full, start '
+                "the study afresh under another name (--name) or in another storage"
+            )
+        # No run was pruned: every finished run is complete whatever the pruner, so the runs
+        # left may run under the new one; workers that join read it from the storage.
+        updated = dict(stored)
+        updated["pruning"] = mine["pruning"]
+        study.set_user_attr(_ATTR_CONFIG, jsonable(updated))
+
+    def check_tasks(self) -> tuple[str, ...] | None:
+        """Check every setting's task names against the builder's objective, before any run.
+
+        Builds the problem once for the first seed (unless the storage holds the task names
+        read with the same ``builder_args``; the first run of that seed in this process then
+        trains that problem instead of building it again) and resolves each setting's
+        strategy for its tasks, so that ``shares = {aux = 0.2}`` for a model whose auxiliary
+        task is called ``spam`` stops the study at once instead of failing every run. A
+        builder that fails is left to the runs, which record its error.
+
+        Returns:
+            The task names, or ``None`` when the builder could not be built.
+
+        Raises:
+            ConfigError: Naming the setting, the unknown task, the known ones and the fix.
+        """
+        from auxlab._errors import TaskMismatchError
+        from auxlab.study._config import ConfigError
+        from auxlab.study._problem import as_problem, resolve_builder
+
+        args = jsonable(self.config.builder_args)
+        built: Any = None
+        known = self._study.user_attrs.get(_ATTR_TASKS)
+        if isinstance(known, Mapping) and known.get("builder_args") == args:
+            tasks, main = tuple(known["tasks"]), str(known["main"])
+        else:
+            try:
+                builder = resolve_builder(self.config.builder, self.config.base_dir)
+                problem = as_problem(builder(self.config.seeds[0], **self.config.builder_args))
+                objective = problem.objective.bind(problem.model)
+                tasks, main = tuple(objective.tasks), str(objective.main)
+                built = problem
+            except Exception:  # the runs record the builder's error, run by run
+                return None
+            if not tasks:
+                return None
+            self._study.set_user_attr(
+                _ATTR_TASKS, {"tasks": list(tasks), "main": main, "builder_args": args}
+            )
+        aux = [t for t in tasks if t != main]
+        for s in self.settings:
+            try:
+                strategy = s.build(tasks, main, s.low if s.kind == "search" else None)
+                strategy.init(tasks, main)
+            except TaskMismatchError as exc:
+                example = ", ".join(f"{t} = 0.2" for t in aux) or "..."
+                raise ConfigError(
+                    f"setting '{s.label}' does not fit the builder's tasks: {exc} The builder's "
+                    f"objective has the tasks {list(tasks)} (main '{main}', auxiliary {aux}); "
+                    f"name those in the [[strategies]] entry (e.g. shares = {{ {example} }}, or "
+                    "aux = [...] for the tasks a weight applies to)"
+                ) from None
+        if built is not None:
+            self._runner.spare = (self.config.seeds[0], built)  # the first run takes it
+        return tasks
 
     # -- running -----------------------------------------------------------------------------
 
@@ -270,6 +371,7 @@ class Study:
         choice = configure_threads(self.config.threads if threads is None else threads)
         try:
             self._queue.retry_failed()
+            self.check_tasks()
             self.prepare()
             if n > 1:
                 if self.config.storage in (None, ":memory:"):
@@ -365,6 +467,7 @@ class Study:
             seeds=list(self.config.seeds),
             epochs=self.config.epochs,
             description=self.config.description,
+            pruner=str(self.config.pruning.get("pruner", "none")),
         )
 
     def results(self) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from auxlab.study._config import StudyConfig
 from auxlab.study._errors import MetricError
-from auxlab.study._problem import as_problem, resolve_builder
+from auxlab.study._problem import Problem, as_problem, resolve_builder
 from auxlab.study._queue import RunQueue, worker_id
 from auxlab.study._settings import Setting
 from auxlab.study._storage import jsonable
@@ -57,6 +57,9 @@ class TrialRunner:
         self.config = config
         self.progress = progress
         self._builder: Callable[..., Any] | None = None
+        #: A problem built before the runs (to check task names) and not used yet, with its
+        #: seed: the next run of that seed in this process takes it instead of building again.
+        self.spare: tuple[int, Problem] | None = None
 
     def run(self, trial: Any) -> None:
         """Run the run that ``trial`` stands for, and tell the study how it ended."""
@@ -142,7 +145,11 @@ class TrialRunner:
         optuna = self._optuna
         if self._builder is None:
             self._builder = resolve_builder(self.config.builder, self.config.base_dir)
-        problem = as_problem(self._builder(seed, **self.config.builder_args))
+        spare, self.spare = self.spare, None  # taken once, or dropped: never held long
+        if spare is not None and spare[0] == seed:
+            problem = spare[1]
+        else:
+            problem = as_problem(self._builder(seed, **self.config.builder_args))
         objective = problem.objective.bind(problem.model)
         tasks, main = objective.tasks, objective.main
         if not tasks:
@@ -162,6 +169,8 @@ class TrialRunner:
         balancer = diag.balancer(strategy, shared=problem.shared, main=main, tasks=tasks)
         monitor = monitor_key(self.config.metric, main)
         trial.set_user_attr("monitor", monitor)
+        trial.set_user_attr("main", main)
+        trial.set_user_attr("shared_layers", sorted(diag.shared_layers))
 
         def report(ep: dict[str, Any]) -> None:
             if monitor not in ep:
