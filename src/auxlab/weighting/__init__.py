@@ -40,6 +40,7 @@ from auxlab.weighting._gradnorm import GradNorm, GradNormState
 from auxlab.weighting._gradvac import GradVac, GradVacState
 from auxlab.weighting._hedge import Hedge, HedgeState, hedge_update
 from auxlab.weighting._imtl import IMTL
+from auxlab.weighting._lookahead_val import LookaheadVal, LookaheadValState
 from auxlab.weighting._main_first_common import NonFiniteSignalWarning
 from auxlab.weighting._main_pcgrad import PriorityPCGrad, PriorityPCGradState
 from auxlab.weighting._metabalance import MetaBalance, MetaBalanceState
@@ -93,6 +94,8 @@ __all__ = [
     "GradientCosineState",
     "Hedge",
     "HedgeState",
+    "LookaheadVal",
+    "LookaheadValState",
     "MetaBalance",
     "MetaBalanceState",
     "NashMTL",
