@@ -203,3 +203,136 @@ def test_registered_and_described() -> None:
     assert info.family == "validation"
     assert info.cost == "T backwards + validation backward"
     assert Need.VAL_GRAD in create("lookahead-val").needs
+
+
+# --- AuxiLearn ---------------------------------------------------------------------------------
+
+
+def _quadratic(seed: int = 0, d: int = 4):
+    """``L_train(θ, w) = ½(θ−a)ᵀA(θ−a) + Σₖ wₖ·½(θ−bₖ)ᵀBₖ(θ−bₖ)``, ``L_val = ½‖θ − c‖²``."""
+    g = torch.Generator().manual_seed(seed)
+
+    def spd():
+        m = torch.randn(d, d, generator=g, dtype=torch.float64)
+        return m @ m.T / d + 0.5 * torch.eye(d, dtype=torch.float64)
+
+    mats = [spd() for _ in range(3)]
+    vecs = [torch.randn(d, generator=g, dtype=torch.float64) for _ in range(4)]
+
+    def train_loss(theta, w):
+        terms = [0.5 * (theta - v) @ m @ (theta - v) for m, v in zip(mats, vecs, strict=False)]
+        return terms[0] + w[0] * terms[1] + w[1] * terms[2]
+
+    def optimum(w):
+        h = mats[0] + w[0] * mats[1] + w[1] * mats[2]
+        rhs = mats[0] @ vecs[0] + w[0] * mats[1] @ vecs[1] + w[1] * mats[2] @ vecs[2]
+        return torch.linalg.solve(h, rhs), h
+
+    def val_loss(theta):
+        return 0.5 * ((theta - vecs[3]) ** 2).sum()
+
+    return train_loss, optimum, val_loss
+
+
+def test_implicit_hypergradient_matches_finite_differences_and_unrolling() -> None:
+    from auxlab.weighting import implicit_hypergradient
+
+    train_loss, optimum, val_loss = _quadratic()
+    w0 = torch.tensor([0.7, 1.3], dtype=torch.float64)
+    theta_star, hess = optimum(w0)
+    lam = float(torch.linalg.eigvalsh(hess).max())
+
+    # Exact: central differences of L_val(θ*(w)).
+    eps = 1e-6
+    exact = torch.stack(
+        [
+            (val_loss(optimum(w0 + eps * e)[0]) - val_loss(optimum(w0 - eps * e)[0])) / (2 * eps)
+            for e in torch.eye(2, dtype=torch.float64)
+        ]
+    )
+    # Unrolled: differentiate through 400 gradient-descent steps from 0.
+    w = w0.clone().requires_grad_(True)
+    theta = torch.zeros(4, dtype=torch.float64)
+    for _ in range(400):
+        (g,) = torch.autograd.grad(
+            train_loss(theta.requires_grad_(True) if not theta.requires_grad else theta, w),
+            theta,
+            create_graph=True,
+        )
+        theta = theta - (1.0 / lam) * g
+    (unrolled,) = torch.autograd.grad(val_loss(theta), w)
+
+    # Implicit, at θ*, with a long Neumann series (converges: α·λ_max = 1).
+    w = w0.clone().requires_grad_(True)
+    t = theta_star.clone().requires_grad_(True)
+    (g_val,) = torch.autograd.grad(val_loss(t), t)
+    implicit = implicit_hypergradient(train_loss(t, w), [t], w, g_val, terms=600, alpha=1 / lam)
+    torch.testing.assert_close(implicit, exact, rtol=1e-5, atol=1e-8)
+    torch.testing.assert_close(unrolled, exact, rtol=1e-5, atol=1e-8)
+
+    # The truncation error shrinks as terms are added; K = 0 is the first-order look-ahead.
+    errors = [
+        float((implicit_hypergradient(train_loss(t, w), [t], w, g_val, k, 1 / lam) - exact).norm())
+        for k in (0, 3, 30)
+    ]
+    assert errors[0] > errors[1] > errors[2]
+    # A step too large for the curvature: the series stops instead of diverging.
+    big = implicit_hypergradient(train_loss(t, w), [t], w, g_val, terms=50, alpha=10 / lam)
+    assert torch.isfinite(big).all()
+    assert float(big.norm()) < 100 * float(exact.norm())
+
+
+@pytest.mark.parametrize("combiner", ["linear", "monotone"])
+def test_auxilearn_learns_the_known_answer(combiner: str) -> None:
+    from auxlab.weighting import AuxiLearn
+
+    h = train(AuxiLearn(combiner, every=1, lr=0.05))
+    final = h.final_weights()
+    assert final["clean"] > 2.0
+    assert final["opposite"] < 0.25
+    assert final["opposite"] < final["clean"] / 10
+
+
+@pytest.mark.parametrize("combiner", ["linear", "monotone"])
+def test_auxilearn_conforms_with_hypergradient_steps(combiner: str) -> None:
+    from auxlab.checks import check_strategy
+    from auxlab.weighting import AuxiLearn
+
+    check_strategy(AuxiLearn(combiner, every=1, hidden=3))
+    check_strategy(LookaheadVal(lr=0.2))
+
+
+def test_auxilearn_effective_weight_is_the_combiner_slope() -> None:
+    from auxlab.weighting import AuxiLearn
+
+    s = AuxiLearn("monotone", hidden=3)
+    state = s.init(("main", "a", "b"), "main")
+    phi = list(state.phi)
+    phi[-6:-3] = [0.5, 1.0, 2.0]  # c: switch the non-linear part on
+    losses, scale = [0.8, 1.7], [1.0, 2.0]
+    eff = s._effective(phi, losses, scale)
+    p = torch.tensor(phi, dtype=torch.float64)
+    sc = torch.tensor(scale, dtype=torch.float64)
+    for k in range(2):
+        e = torch.zeros(2, dtype=torch.float64)
+        e[k] = 1e-6
+        x = torch.tensor(losses, dtype=torch.float64)
+        numeric = float(s._h(p, x + e, sc) - s._h(p, x - e, sc)) / 2e-6
+        assert eff[k] == pytest.approx(numeric, rel=1e-6)
+        assert eff[k] > phi[k]  # the non-linear part adds to the linear weight
+
+
+def test_auxilearn_arguments_and_missing_graph() -> None:
+    from auxlab.weighting import AuxiLearn
+
+    with pytest.raises(ValueError, match="combiner"):
+        AuxiLearn("mlp")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="terms"):
+        AuxiLearn(terms=-1)
+    with pytest.raises(ValueError, match="alpha"):
+        AuxiLearn(alpha=0.0)
+    s = AuxiLearn(every=1)
+    sig = Signals(0, ("main", "aux"), "main", {"main": torch.tensor(1.0), "aux": torch.tensor(1.0)})
+    with pytest.raises(ValueError, match=r"Need\.LOSS_GRAPH"):
+        s.update(sig, s.init(sig.tasks, "main"))
+    assert create("auxilearn").needs == {Need.LOSSES, Need.VAL_GRAD, Need.LOSS_GRAPH}

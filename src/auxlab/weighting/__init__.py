@@ -14,6 +14,7 @@ family, cost, paper and module.
 """
 
 from auxlab.weighting._aligned_mtl import AlignedMTL, AlignedMTLState
+from auxlab.weighting._auxilearn import AuxiLearn, AuxiLearnState, implicit_hypergradient
 from auxlab.weighting._base import (
     Decision,
     Need,
@@ -70,6 +71,8 @@ __all__ = [
     "STCH",
     "AlignedMTL",
     "AlignedMTLState",
+    "AuxiLearn",
+    "AuxiLearnState",
     "CAGrad",
     "Chain",
     "ChainState",
@@ -138,6 +141,7 @@ __all__ = [
     "describe",
     "gated",
     "hedge_update",
+    "implicit_hypergradient",
     "list_strategies",
     "normalized",
     "register",
