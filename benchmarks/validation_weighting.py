@@ -11,14 +11,15 @@ equal weighting's median block from the same rounds. The ratio is taken on the p
 CPU time (one torch thread), which other processes on a shared machine do not inflate;
 the wall-clock ratio is recorded beside it.
 
-AuxiLearn is measured twice: with ``every=1`` (the cost of one hypergradient step, every
-step) and with its default ``every=10`` (the cost averaged over its period). ``ol-aux`` (the
-look-ahead on the *training* main loss) is the reference for the per-task gradients that
-``lookahead-val`` also reads.
+``lookahead-val`` is also measured with ``Balancer(every=5)`` (its signals and its weight
+step every 5th step, the weights reused in between). AuxiLearn is measured with
+``every=1`` (the cost of one hypergradient step, every step) and with its default
+``every=10`` (the cost averaged over its period). ``ol-aux`` (the look-ahead on the
+*training* main loss) is the reference for the per-task gradients.
 
 Reproduce::
 
-    python benchmarks/validation_weighting.py --json validation_weighting.json   # ~1 min
+    python benchmarks/validation_weighting.py --json validation_weighting.json   # ~2 min
     python benchmarks/validation_weighting.py --quick --json /tmp/vw.json        # ~15 s
 
 Records: one per (strategy, tasks) with ``benchmark``, ``strategy``, ``config``, ``model``,
@@ -44,15 +45,16 @@ from torch import nn
 from auxlab import Balancer, Objective
 from auxlab.weighting import AuxiLearn, LookaheadVal, OLAux, Strategy, create
 
-# (name in the records, config, factory)
-STRATEGIES: list[tuple[str, str, Callable[[], Strategy]]] = [
-    ("equal", "", lambda: create("equal")),
-    ("ol-aux", "horizon=10", lambda: OLAux()),
-    ("lookahead-val", "", lambda: LookaheadVal()),
-    ("auxilearn", "linear, every=1, terms=3", lambda: AuxiLearn(every=1)),
-    ("auxilearn", "linear, every=10, terms=3", lambda: AuxiLearn()),
-    ("auxilearn", "monotone, every=1, terms=3", lambda: AuxiLearn("monotone", every=1)),
-    ("auxilearn", "monotone, every=10, terms=3", lambda: AuxiLearn("monotone")),
+# (name in the records, config, factory, the Balancer's every)
+STRATEGIES: list[tuple[str, str, Callable[[], Strategy], int]] = [
+    ("equal", "", lambda: create("equal"), 1),
+    ("ol-aux", "horizon=10", lambda: OLAux(), 1),
+    ("lookahead-val", "", lambda: LookaheadVal(), 1),
+    ("lookahead-val", "Balancer(every=5)", lambda: LookaheadVal(), 5),
+    ("auxilearn", "linear, every=1, terms=3", lambda: AuxiLearn(every=1), 1),
+    ("auxilearn", "linear, every=10, terms=3", lambda: AuxiLearn(), 1),
+    ("auxilearn", "monotone, every=1, terms=3", lambda: AuxiLearn("monotone", every=1), 1),
+    ("auxilearn", "monotone, every=10, terms=3", lambda: AuxiLearn("monotone"), 1),
 ]
 
 
@@ -96,14 +98,16 @@ def measure(
     train = batches(8, tasks, batch_size, seed)
     val = batches(4, tasks, batch_size, seed + 1)
     runs = []
-    for name, config, factory in STRATEGIES:
+    for name, config, factory, every in STRATEGIES:
         model = copy.deepcopy(base)
 
         def val_loss(batch: Any, model: nn.Module = model) -> torch.Tensor:
             x, y = batch
             return objective(model(x), y)["main"]
 
-        balancer = Balancer(factory(), shared=model.trunk, main="main", val=val, val_loss=val_loss)
+        balancer = Balancer(
+            factory(), shared=model.trunk, main="main", every=every, val=val, val_loss=val_loss
+        )
         opt = torch.optim.SGD(model.parameters(), lr=1e-3)
         runs.append((name, config, model, balancer, opt, {"cpu": [], "wall": []}))
     for r in range(warmup + rounds):

@@ -336,3 +336,13 @@ def test_auxilearn_arguments_and_missing_graph() -> None:
     with pytest.raises(ValueError, match=r"Need\.LOSS_GRAPH"):
         s.update(sig, s.init(sig.tasks, "main"))
     assert create("auxilearn").needs == {Need.LOSSES, Need.VAL_GRAD, Need.LOSS_GRAPH}
+
+
+def test_fit_gives_a_ready_balancer_its_validation_batches() -> None:
+    torch.manual_seed(0)
+    model = Shared()
+    tr, val = loaders()
+    balancer = Balancer(LookaheadVal(lr=0.05), shared=model.trunk, every=3)
+    fit(model, tr, objective(), balancer, epochs=2, val=val, progress=False)
+    assert balancer.validation is not None
+    assert balancer.validation.batches == 2  # 6 steps, a refresh every 3rd
