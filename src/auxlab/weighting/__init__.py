@@ -15,6 +15,7 @@ family, cost, paper and module.
 
 from auxlab.weighting._aligned_mtl import AlignedMTL, AlignedMTLState
 from auxlab.weighting._auxilearn import AuxiLearn, AuxiLearnState, implicit_hypergradient
+from auxlab.weighting._auxinash import AuxiNash, AuxiNashState, bargaining_weights
 from auxlab.weighting._base import (
     Decision,
     Need,
@@ -73,6 +74,8 @@ __all__ = [
     "AlignedMTLState",
     "AuxiLearn",
     "AuxiLearnState",
+    "AuxiNash",
+    "AuxiNashState",
     "CAGrad",
     "Chain",
     "ChainState",
@@ -135,6 +138,7 @@ __all__ = [
     "WarmupState",
     "Weights",
     "as_decision",
+    "bargaining_weights",
     "chain",
     "check_weight",
     "create",
