@@ -61,9 +61,11 @@ def _step(model: HeadlineModel, name: str, grad_mode: str, device: str) -> list[
         grad_mode=grad_mode,
         val_loss=val_loss if Need.VAL_GRAD in strategy.needs else None,
     )
-    out = model(tokens.to(device), side.to(device))
-    losses = {t: F.binary_cross_entropy_with_logits(out[t], targets[t].to(device)) for t in out}
-    with warnings.catch_warnings():
+    # AuxiLearn differentiates twice, which cuDNN's RNN kernel cannot: switch it off there.
+    second_order = Need.LOSS_GRAPH in strategy.needs and device == "cuda"
+    with torch.backends.cudnn.flags(enabled=not second_order), warnings.catch_warnings():
+        out = model(tokens.to(device), side.to(device))
+        losses = {t: F.binary_cross_entropy_with_logits(out[t], targets[t].to(device)) for t in out}
         # The batched way may say that it falls back to the loop: that is the point here.
         warnings.simplefilter("ignore", RuntimeWarning)
         warnings.filterwarnings("ignore", message=".*atching rule.*")

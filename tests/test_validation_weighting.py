@@ -415,3 +415,33 @@ def test_auxinash_learns_bargaining_powers_from_validation() -> None:
     assert prefs["main"] == 1.0
     assert prefs["clean"] > 2.0  # started at 1: the clean target gains bargaining power
     assert prefs["opposite"] < 0.5  # random labels lose it
+
+
+def test_auxilearn_names_a_model_that_is_not_twice_differentiable() -> None:
+    from auxlab.weighting import AuxiLearn
+
+    class Fused(torch.autograd.Function):
+        """Like a fused kernel (cuDNN's RNN) whose backward has no derivative."""
+
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * x
+
+        @staticmethod
+        def backward(ctx, grad):
+            if torch.is_grad_enabled():  # create_graph=True: a second derivative is wanted
+                raise NotImplementedError("the derivative for 'fused_backward' is not implemented")
+            (x,) = ctx.saved_tensors
+            return 2 * x * grad
+
+    w = nn.Parameter(torch.ones(3))
+    x = torch.randn(8, 3)
+
+    def losses():
+        z = Fused.apply(x * w).sum(1)
+        return {"main": z.mean(), "aux": (z**2).mean()}
+
+    balancer = Balancer(AuxiLearn(every=1), shared=[w], val_loss=lambda: losses()["main"])
+    with pytest.raises(RuntimeError, match=r"not twice differentiable.*lookahead-val"):
+        balancer.backward(losses())
