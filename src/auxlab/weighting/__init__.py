@@ -9,8 +9,8 @@ Layout: one module per registered strategy, named after it (``upgrad`` lives in
 module per shared idea: the protocol (``_base``), the registry (``_registry``), the
 catalogue behind ``auxlab strategies`` (``_catalogue``), what each family's strategies
 share (``_loss_common``, ``_gradient_common`` with the exact solvers in ``_solvers``,
-``_main_first_common``, ``_combinator_common``). :func:`describe` names a strategy's
-family, cost, paper and module.
+``_main_first_common``, ``_validation_common``, ``_combinator_common``). :func:`describe`
+names a strategy's family, cost, paper and module.
 """
 
 from auxlab.weighting._aligned_mtl import AlignedMTL, AlignedMTLState
