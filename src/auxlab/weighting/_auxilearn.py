@@ -180,8 +180,11 @@ class AuxiLearn(Strategy):
         Navon, Achituve, Maron, Chechik, Fetaya, "Auxiliary Learning by Implicit
         Differentiation", ICLR 2021. The paper's non-linear combiner also reads per-sample
         (or per-pixel) losses; this one reads each task's batch loss, so the Balancer's
-        one weighted backward applies it. The paper trains ``φ`` on a held-out auxiliary
-        set with Adam; so does this, with steps clipped to ``lr``.
+        one weighted backward applies it. The authors' code (``AvivNavon/AuxiLearn``) steps
+        ``φ`` with Adam through its meta-optimizer, with 3 Neumann terms whose step is the
+        auxiliary learning rate and the hypergradient's norm clipped at 10; here Adam's
+        step is clipped to ``lr`` per parameter and the Neumann step ``alpha`` is its own
+        argument.
     """
 
     family = "validation"
