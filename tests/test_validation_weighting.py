@@ -445,3 +445,19 @@ def test_auxilearn_names_a_model_that_is_not_twice_differentiable() -> None:
     balancer = Balancer(AuxiLearn(every=1), shared=[w], val_loss=lambda: losses()["main"])
     with pytest.raises(RuntimeError, match=r"not twice differentiable.*lookahead-val"):
         balancer.backward(losses())
+
+
+@pytest.mark.parametrize("name", ["lookahead-val", "auxilearn", "auxinash"])
+def test_a_main_task_alone_and_a_bad_val_loss(name: str) -> None:
+    w = nn.Parameter(torch.ones(3))
+    x = torch.randn(8, 3)
+    balancer = Balancer(
+        create(name), shared=[w], main="main", val_loss=lambda: (x @ w).pow(2).mean()
+    )
+    for _ in range(3):
+        record = balancer.backward({"main": (x @ w - 1).pow(2).mean()})
+    assert record.weights == {"main": 1.0}
+    strategy = create(name, every=1) if name == "auxilearn" else create(name)
+    bad = Balancer(strategy, shared=[w], main="main", val_loss=lambda: x @ w)
+    with pytest.raises(TypeError, match="scalar tensor"):
+        bad.backward({"main": (x @ w).pow(2).mean(), "aux": (x @ w).abs().mean()})
