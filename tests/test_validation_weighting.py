@@ -153,6 +153,8 @@ def test_missing_validation_is_a_clear_error() -> None:
         balancer.backward(objective()(model(x), t))
     with pytest.raises(ValueError, match="val_loss="):
         Balancer(LookaheadVal(), shared=model.trunk, val=[1])
+    with pytest.raises(ValueError, match="shared="):
+        Balancer("auxilearn", val=[1], val_loss=lambda b: b)
     with pytest.raises(TypeError, match="weight_val"):
         fit(
             model,

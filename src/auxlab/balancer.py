@@ -142,8 +142,8 @@ class Balancer:
         self.shared = self._source.params
         if strategy.needs & _SHARED_NEEDS and not self.shared:
             raise ValueError(
-                f"{type(strategy).__name__} needs per-task gradients on the shared parameters; "
-                "pass shared=<the shared module or its parameters> to the Balancer."
+                f"{type(strategy).__name__} needs gradients on the shared parameters; pass "
+                "shared=<the shared module or its parameters> to the Balancer."
             )
         self.validation: ValidationSource | None = None
         if val is not None or val_loss is not None:
