@@ -141,8 +141,10 @@ class Balancer:
         self._source: SignalSource = signal_source(shared, strategy, grad_mode, distributed)
         self.shared = self._source.params
         if strategy.needs & _SHARED_NEEDS and not self.shared:
+            per_task = strategy.needs & {Need.GRADS, Need.GRAMIAN}
+            what = "per-task gradients" if per_task else "gradients"
             raise ValueError(
-                f"{type(strategy).__name__} needs gradients on the shared parameters; pass "
+                f"{type(strategy).__name__} needs {what} on the shared parameters; pass "
                 "shared=<the shared module or its parameters> to the Balancer."
             )
         self.validation: ValidationSource | None = None
