@@ -9,11 +9,13 @@ Layout: one module per registered strategy, named after it (``upgrad`` lives in
 module per shared idea: the protocol (``_base``), the registry (``_registry``), the
 catalogue behind ``auxlab strategies`` (``_catalogue``), what each family's strategies
 share (``_loss_common``, ``_gradient_common`` with the exact solvers in ``_solvers``,
-``_main_first_common``, ``_combinator_common``). :func:`describe` names a strategy's
-family, cost, paper and module.
+``_main_first_common``, ``_validation_common``, ``_combinator_common``). :func:`describe`
+names a strategy's family, cost, paper and module.
 """
 
 from auxlab.weighting._aligned_mtl import AlignedMTL, AlignedMTLState
+from auxlab.weighting._auxilearn import AuxiLearn, AuxiLearnState, implicit_hypergradient
+from auxlab.weighting._auxinash import AuxiNash, AuxiNashState, bargaining_weights
 from auxlab.weighting._base import (
     Decision,
     Need,
@@ -40,6 +42,7 @@ from auxlab.weighting._gradnorm import GradNorm, GradNormState
 from auxlab.weighting._gradvac import GradVac, GradVacState
 from auxlab.weighting._hedge import Hedge, HedgeState, hedge_update
 from auxlab.weighting._imtl import IMTL
+from auxlab.weighting._lookahead_val import LookaheadVal, LookaheadValState
 from auxlab.weighting._main_first_common import NonFiniteSignalWarning
 from auxlab.weighting._main_pcgrad import PriorityPCGrad, PriorityPCGradState
 from auxlab.weighting._metabalance import MetaBalance, MetaBalanceState
@@ -69,6 +72,10 @@ __all__ = [
     "STCH",
     "AlignedMTL",
     "AlignedMTLState",
+    "AuxiLearn",
+    "AuxiLearnState",
+    "AuxiNash",
+    "AuxiNashState",
     "CAGrad",
     "Chain",
     "ChainState",
@@ -93,6 +100,8 @@ __all__ = [
     "GradientCosineState",
     "Hedge",
     "HedgeState",
+    "LookaheadVal",
+    "LookaheadValState",
     "MetaBalance",
     "MetaBalanceState",
     "NashMTL",
@@ -129,12 +138,14 @@ __all__ = [
     "WarmupState",
     "Weights",
     "as_decision",
+    "bargaining_weights",
     "chain",
     "check_weight",
     "create",
     "describe",
     "gated",
     "hedge_update",
+    "implicit_hypergradient",
     "list_strategies",
     "normalized",
     "register",
