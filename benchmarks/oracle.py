@@ -168,9 +168,7 @@ def oracle_case(
                 "expected": case.expected,
                 "metric": case.metric,
                 "epochs": epochs,
-                "seconds_per_run": float(
-                    np.mean([r["seconds"] for r in rows if r["weight"] == w])
-                ),
+                "seconds_per_run": float(np.mean([r["seconds"] for r in rows if r["weight"] == w])),
                 "command": command,
             }
         )

@@ -1,6 +1,7 @@
-"""Cases with a known answer: real problems where the auxiliary loss helps, hurts or does
-nothing, each a builder ``builder(seed, **args) -> Problem`` that :class:`~auxlab.study.Study`
-and ``auxlab study`` accept (``builder = "auxlab.cases:digits_reconstruct"``).
+"""Cases with a known answer: real problems where the auxiliary loss helps, hurts or not.
+
+Each case is a builder ``builder(seed, **args) -> Problem`` that :class:`~auxlab.study.Study`,
+``auxlab study`` and :func:`auxlab.tune` accept (``"auxlab.cases:digits_reconstruct"``).
 
 Split protocol, the same for every case: the rows are drawn once into training, validation
 and test parts (a fixed seed, :data:`SPLIT_SEED`), whatever the run's seed; the run's seed

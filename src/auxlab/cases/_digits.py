@@ -16,8 +16,8 @@ import torch
 
 from auxlab._checks import check_int
 from auxlab._optional import require
-from auxlab.models import masked
 from auxlab.cases._common import SPLIT_SEED, Split, TwoHead, make_problem, split_rows
+from auxlab.models import masked
 from auxlab.study._problem import Problem
 
 __all__ = ["multi_digits"]
@@ -96,9 +96,7 @@ def multi_digits(
     if main not in ("left", "greater"):
         raise ValueError(f"main must be 'left' or 'greater', got {main!r}")
     if aux not in ("reconstruct", "classes", "right", "random"):
-        raise ValueError(
-            f"aux must be 'reconstruct', 'classes', 'right' or 'random', got {aux!r}"
-        )
+        raise ValueError(f"aux must be 'reconstruct', 'classes', 'right' or 'random', got {aux!r}")
     n_fit = n_train + n_unlabelled
     canvas, left, right = _pairs(n_fit, n_val, n_test)
     images, labels = _digits()

@@ -83,9 +83,7 @@ def fashion(
     targets = {"main": torch.as_tensor(y)}
     if aux == "rotation":
         turns = np.zeros(n, np.int64)
-        turns[n_train:fit_rows] = np.random.default_rng(SPLIT_SEED + 5).integers(
-            0, 4, n_unlabelled
-        )
+        turns[n_train:fit_rows] = np.random.default_rng(SPLIT_SEED + 5).integers(0, 4, n_unlabelled)
         for k in (1, 2, 3):
             rows = turns == k
             images[rows] = np.rot90(images[rows], k, axes=(1, 2))
@@ -129,8 +127,10 @@ def multi_fashion(
     batch_size: int = 100,
     lr: float = 2e-3,
 ) -> Problem:
-    """Two garments on a 20x20 canvas (top left and bottom right, overlapping 8x8 pixels,
-    combined by the maximum); the main task is the top-left one's class.
+    """Two garments on a 20x20 canvas; the main task is the top-left one's class.
+
+    The garments sit at the top left and the bottom right, overlap in 8x8 pixels and are
+    combined by the maximum.
 
     The source images of the training and validation composites come from disjoint parts of
     the official training set, those of the test composites from the official test set.
@@ -139,8 +139,7 @@ def multi_fashion(
         seed: The run's seed (initialisation, batch order). The split is fixed.
         aux: ``"reconstruct"`` (the top-left garment's 196 pixels, the squared error summed
             over the pixels and averaged over the images: it separates the garment from the
-            other one) or ``"other"`` (the other garment's class: a
-            distractor).
+            other one) or ``"other"`` (the other garment's class: a distractor).
         n_train: Labelled training composites.
         n_unlabelled: Further training composites without the main label (the auxiliary
             target only; semi-supervised).
