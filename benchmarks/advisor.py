@@ -229,6 +229,63 @@ def print_case(name: str, verdict: str, records: Sequence[Mapping[str, Any]]) ->
         )
 
 
+def _ci(r: Mapping[str, Any]) -> str:
+    return f"{r['diff_vs_zero']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]"
+
+
+def markdown(records: Sequence[Mapping[str, Any]]) -> str:
+    """The advisor tables of docs/advisor.md, from stored records."""
+    summ = [r for r in records if r["record"] == "summary"]
+    cases = dict.fromkeys(r["case"] for r in summ)
+    methods = list(
+        dict.fromkeys(r["method"] for r in summ if r["method"] not in ("oracle", "grid"))
+    )
+    lines = [
+        "| case | verdict | oracle best w, gain [95 % CI] | grid pick (plateau) | oracle gain "
+        "at the pick | within? | grid's seeds: gain at the pick |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in cases:
+        orc = next(r for r in summ if r["case"] == name and r["method"] == "oracle")
+        grid = next((r for r in summ if r["case"] == name and r["method"] == "grid"), None)
+        if grid is None:
+            continue
+        lo, hi = grid["oracle_ci_at_pick"]
+        ok = "yes" if grid["within_oracle_interval"] else "**no**"
+        plateau = ", ".join(f"{w:g}" for w in grid["plateau"])
+        lines.append(
+            f"| {name} | {orc['verdict']} | {orc['weight']:g}: {_ci(orc)} | {grid['weight']:g} "
+            f"({plateau}) | {grid['oracle_gain_at_pick']:+.4f} [{lo:+.4f}, {hi:+.4f}] | {ok} | "
+            f"{_ci(grid)} |"
+        )
+    if methods:
+        lines += [
+            "",
+            "| case | verdict | oracle gain | "
+            + " | ".join(f"{m}: learned w, gain [95 % CI], share of oracle, cost" for m in methods)
+            + " |",
+            "|---|---|---|" + "---|" * len(methods),
+        ]
+        for name in cases:
+            orc = next(r for r in summ if r["case"] == name and r["method"] == "oracle")
+            cells = []
+            for m in methods:
+                r = next((r for r in summ if r["case"] == name and r["method"] == m), None)
+                if r is None:
+                    cells.append("not run")
+                    continue
+                share = r["share_of_oracle_gain"]
+                said = f"{share:.0%}" if math.isfinite(share) else "-"
+                bad = " **below 0**" if r["below_zero_beyond_noise"] else ""
+                cells.append(f"{r['weight']:.3g}, {_ci(r)}{bad}, {said}, {r['runs']:.2f}x")
+            lines.append(
+                f"| {name} | {orc['verdict']} | {orc['diff_vs_zero']:+.4f} | "
+                + " | ".join(cells)
+                + " |"
+            )
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, help="write the records here")
@@ -248,7 +305,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="run the grid advisor (--no-grid: the single-run methods only)",
     )
     parser.add_argument("--seeds", type=int, default=len(SEEDS), help="seeds 100..100+N-1")
+    parser.add_argument(
+        "--summarise",
+        nargs="+",
+        type=Path,
+        help="print the markdown tables of stored records (several files: joined); run nothing",
+    )
     a = parser.parse_args(argv)
+    if a.summarise:
+        print(markdown([r for p in a.summarise for r in json.loads(p.read_text())]))
+        return 0
     torch.set_num_threads(1)
     names = a.cases or (["digits_reconstruct", "yeast"] if a.quick else list(CASES))
     unknown = [n for n in names if n not in CASES]

@@ -193,13 +193,42 @@ def print_table(records: Sequence[Mapping[str, Any]]) -> None:
             )
 
 
+def markdown(records: Sequence[Mapping[str, Any]]) -> str:
+    """The per-case oracle table of docs/advisor.md, from stored records."""
+    head = "| case | metric, epochs, seeds | w=0 | " + " | ".join(f"w={w:g}" for w in WEIGHTS[1:])
+    lines = [head + " | best | verdict |", "|" + "---|" * (len(WEIGHTS) + 4)]
+    cases = dict.fromkeys(r["case"] for r in records if r["record"] == "summary")
+    for name in cases:
+        rows = {r["weight"]: r for r in records if r["record"] == "summary" and r["case"] == name}
+        z = rows[0.0]
+        cells = []
+        for w in WEIGHTS[1:]:
+            r = rows[w]
+            mark = "**" if r["ci_low"] > 0 or r["ci_high"] < 0 else ""
+            cells.append(
+                f"{mark}{r['mean_diff']:+.4f}{mark} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]"
+            )
+        lines.append(
+            f"| {name} | {z['metric']}, {z['epochs']}, {z['n_seeds']} | {z['test_mean']:.4f} | "
+            + " | ".join(cells)
+            + f" | {z['best_weight']:g} | {z['verdict']} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, help="write the records here")
     parser.add_argument("--quick", action="store_true", help="small problems, 2 seeds")
     parser.add_argument("--seeds", type=int, default=len(SEEDS), help="seeds 0..N-1")
     parser.add_argument("--cases", nargs="*", default=None, help="some cases only")
+    parser.add_argument(
+        "--summarise", type=Path, help="print the markdown table of stored records; run nothing"
+    )
     a = parser.parse_args(argv)
+    if a.summarise:
+        print(markdown(json.loads(a.summarise.read_text())))
+        return 0
     torch.set_num_threads(1)
     names = a.cases or list(CASES)
     unknown = [n for n in names if n not in CASES]
