@@ -710,6 +710,69 @@ def tune(
             torch.set_num_threads(before)
 
 
+def _learn(
+    tgt: _Target,
+    seed: int,
+    epochs: int,
+    method: str,
+    progress: bool,
+    monitor: str | None,
+    options: dict[str, Any],
+) -> tuple[_Run, dict[str, float] | None, str, str]:
+    """The learning run: ``(run, shares, monitor, main task)``."""
+    from auxlab.train import make_optimizer
+
+    problem = tgt.make(seed)
+    optimizer, lr, monitor = _settings(problem, tgt, monitor)
+    # torch imports its compiler stack when the first optimizer is built (seconds): pay it
+    # here, outside the timed runs, so that the cost multiple compares training with training.
+    make_optimizer(optimizer, [torch.zeros(1, requires_grad=True)], lr)
+    _say(progress, f"learning the weights with {method}, seed {seed}, {epochs} epoch(s)")
+    if method == "forkmerge":
+        run = _forkmerge_run(problem, tgt, epochs, seed, monitor, options)
+    else:
+        run = _strategy_run(problem, tgt, method, epochs, seed, monitor, options)
+    shares = _shares(problem, run.model, run.weights)
+    return run, shares, monitor, problem.objective.main
+
+
+def learn_weights(
+    target: Any,
+    *,
+    seed: int = 0,
+    builder_args: Mapping[str, Any] | None = None,
+    epochs: int | None = None,
+    method: str = DEFAULT_METHOD,
+    monitor: str | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Only the learning run of :func:`tune` (no weight-0 run): for callers that have one.
+
+    ``auxlab demo`` uses it: its grid already trained weight 0 with the same seed.
+
+    Returns:
+        ``{"weights": {task: w}, "shares", "trajectory", "val_metric", "test_metric",
+        "seconds", "best_epoch", "metric", "method"}``.
+    """
+    _check_method(method)
+    tgt = _resolve_target(target, builder_args)
+    n_epochs = epochs or tgt.epochs or 5
+    run, shares, monitor, main = _learn(
+        tgt, seed, n_epochs, method, False, monitor, dict(options or {})
+    )
+    return {
+        "weights": {main: 1.0, **run.weights},
+        "shares": shares,
+        "trajectory": run.trajectory,
+        "val_metric": run.val,
+        "test_metric": run.test,
+        "seconds": run.seconds,
+        "best_epoch": run.best_epoch,
+        "metric": monitor,
+        "method": method,
+    }
+
+
 def _tune(
     tgt: _Target,
     seed: int,
@@ -720,21 +783,9 @@ def _tune(
     monitor: str | None,
     options: dict[str, Any],
 ) -> TuneResult:
-    from auxlab.train import make_optimizer
     from auxlab.train._checkpoint import higher_is_better
 
-    problem = tgt.make(seed)
-    optimizer, lr, monitor = _settings(problem, tgt, monitor)
-    # torch imports its compiler stack when the first optimizer is built (seconds): pay it
-    # here, outside the timed runs, so that the cost multiple compares training with training.
-    make_optimizer(optimizer, [torch.zeros(1, requires_grad=True)], lr)
-    main = problem.objective.main
-    _say(progress, f"learning the weights with {method}, seed {seed}, {epochs} epoch(s)")
-    if method == "forkmerge":
-        run = _forkmerge_run(problem, tgt, epochs, seed, monitor, options)
-    else:
-        run = _strategy_run(problem, tgt, method, epochs, seed, monitor, options)
-    shares = _shares(problem, run.model, run.weights)
+    run, shares, monitor, main = _learn(tgt, seed, epochs, method, progress, monitor, options)
     _say(progress, f"learned {_fmt_dict(run.weights)} in {run.seconds:.1f} s; now weight 0")
     zero_problem = tgt.make(seed)
     zero = _fixed_run(zero_problem, tgt, {}, epochs, seed, monitor)
