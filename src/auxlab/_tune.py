@@ -18,7 +18,7 @@ import difflib
 import math
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,12 +31,16 @@ __all__ = ["DEFAULT_METHOD", "METHODS", "TuneResult", "Verify", "paired_comparis
 
 #: Methods, with their cost class (a multiple of one fixed-weight run).
 METHODS: dict[str, str] = {
-    "forkmerge": "2 branches x one fixed run, plus 6 validation passes per merge (2 per epoch)",
-    "ol-aux": "one fixed run plus one backward per task through the shared block per step",
+    "lookahead-val": "about 1.3-1.5x one fixed run: per-task gradients and a validation "
+    "backward every 5th step (Balancer(every=5))",
+    "auxilearn": "about 1.6-2x one fixed run: an implicit hypergradient every 10th step",
+    "ol-aux": "about 1.5-2x one fixed run: per-task gradients on the shared block each step",
+    "forkmerge": "2 branches x one fixed run, plus 4 validation passes per merge (2 merges "
+    "per epoch): about 2.5-3x",
 }
 
 #: The method :func:`tune` uses unless told otherwise (chosen by measurement: docs/tune.md).
-DEFAULT_METHOD = "forkmerge"
+DEFAULT_METHOD = "lookahead-val"
 
 #: Training batches on which the gradient norms behind the shares are measured.
 SHARE_BATCHES = 8
@@ -120,8 +124,8 @@ class TuneResult:
     Attributes:
         method: The method that learned the weights.
         weights: The learned weights as fixed weights, ``{task: weight}`` with the main task
-            at 1: the mean weight in force over the training steps up to the best validation
-            epoch (ForkMerge: the mean effective weight of its merges), ready for
+            at 1: the mean weight in force during the best validation epoch, whose model is
+            kept (ForkMerge: the mean effective weight of that epoch's merges), ready for
             ``FixedWeights(result.weights)``.
         shares: The same as ``RelativeWeights`` shares per auxiliary task,
             ``w·mean‖g_aux‖/mean‖g_main‖`` on the shared layers at the learned model (``None``
@@ -485,15 +489,34 @@ def _strategy_run(
     optimizer, lr, monitor = _settings(problem, target, monitor)
     main = problem.objective.main
     auxes = [t for t in problem.objective.tasks if t != main]
+    from auxlab.balancer import Balancer
+
     args = dict(_STRATEGY_DEFAULTS.get(method, {}))
     args.update(options)
+    every = int(args.pop("every", _BALANCER_EVERY.get(method, 1)))
+    if "lr" not in args and method in _SPAN_UPDATES:
+        # A step in weight units per update, sized so that updates that all agree can move a
+        # weight across WEIGHT_SPAN within the run, however long the run is.
+        steps = len(problem.train) * epochs if isinstance(problem.train, Sized) else 0
+        per = args.get("every", 1) if method == "auxilearn" else every
+        updates = max(1, steps // max(1, int(per)))
+        args["lr"] = max(_SPAN_UPDATES[method], WEIGHT_SPAN / updates) if steps else None
+        if args["lr"] is None:
+            del args["lr"]
     strategy = create(method, **args)
+    balancer = Balancer(
+        strategy,
+        shared=problem.shared,
+        main=main,
+        tasks=problem.objective.tasks,
+        every=every,
+    )
     start = time.perf_counter()
     history = fit(
         problem.model,
         problem.train,
         problem.objective,
-        strategy,
+        balancer,
         epochs=epochs,
         optimizer=optimizer,
         lr=lr,
@@ -506,9 +529,9 @@ def _strategy_run(
     )
     seconds = time.perf_counter() - start
     best = history.best_epoch or len(history.epochs)
-    steps = [s for s in history.steps if s["epoch"] <= best and not s.get("skipped")]
+    done = [s for s in history.steps if s["epoch"] == best and not s.get("skipped")]
     weights = {
-        t: sum(float(s.get(f"weight_{t}", 0.0)) for s in steps) / max(len(steps), 1) for t in auxes
+        t: sum(float(s.get(f"weight_{t}", 0.0)) for s in done) / max(len(done), 1) for t in auxes
     }
     trajectory = [
         {t: float(ep.get(f"weight_{t}", math.nan)) for t in auxes} for ep in history.epochs
@@ -565,7 +588,17 @@ def _forkmerge_run(
 
 #: Arguments tune gives a strategy method unless the caller's ``options`` say otherwise.
 #: OL-AUX starts from weight 0 here, so a weight that never pays stays at 0.
-_STRATEGY_DEFAULTS: dict[str, dict[str, Any]] = {"ol-aux": {"weights": 0.0}}
+_STRATEGY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "ol-aux": {"weights": 0.0},
+    "lookahead-val": {"weights": 0.0},
+    "auxilearn": {"weights": 0.0},
+}
+#: Balancer(every=k) per method: signals (and weight updates) every k-th step.
+_BALANCER_EVERY: dict[str, int] = {"lookahead-val": 5}
+#: Methods whose ``lr`` is a step in weight units; tune sizes it (see WEIGHT_SPAN), at least this.
+_SPAN_UPDATES: dict[str, float] = {"lookahead-val": 0.01, "auxilearn": 0.01}
+#: The distance a weight can travel over a run when every update agrees (tune's default step).
+WEIGHT_SPAN = 3.0
 
 
 def _grad_norms(problem: Any, model: nn.Module) -> dict[str, float] | None:
