@@ -16,7 +16,8 @@ __all__ = ["add_threads_argument", "announce_threads", "main"]
 
 #: Commands whose thread choice is known from their command line alone; ``main`` sets and
 #: prints it (:func:`auxlab._threads.announce_threads`) before running them. ``auxlab
-#: online`` and ``auxlab study`` (whose TOML may set ``threads``) do it in their own ``run``.
+#: online``, ``auxlab study`` and ``auxlab tune`` (whose TOML may set ``threads``) do it in
+#: their own ``run``.
 _THREADS_FROM_ARGS = ("demo", "rl")
 
 
