@@ -91,16 +91,21 @@ def cases(tmp_path_factory):
         sys.modules.pop("tune_cases_mod", None)
 
 
-@pytest.mark.parametrize("method", ["ol-aux", "forkmerge"])
-def test_weight_rises_where_the_aux_loss_helps(cases, method):
+@pytest.mark.parametrize(
+    ("method", "least"), [("lookahead-val", 0.5), ("ol-aux", 0.1), ("forkmerge", 0.1)]
+)
+def test_weight_rises_where_the_aux_loss_helps(cases, method, least):
     # OL-AUX's step scales with the gradients (see docs/tune.md): set for this case.
     options = {"lr": 0.3} if method == "ol-aux" else {}
     r = tune(cases.case, epochs=30, method=method, options=options)
-    assert r.aux_weights["aux"] > 0.1
+    assert r.aux_weights["aux"] > least
     assert r.weights["main"] == 1.0
+    if method == "lookahead-val":  # the default: it also gains on validation and test
+        assert r.val_metric < r.val_metric_zero - 0.1
+        assert r.test_metric < r.test_metric_zero - 0.1
 
 
-@pytest.mark.parametrize("method", ["ol-aux", "forkmerge"])
+@pytest.mark.parametrize("method", ["lookahead-val", "auxilearn", "ol-aux", "forkmerge"])
 def test_weight_stays_near_zero_where_the_aux_loss_hurts(cases, method):
     options = {"lr": 0.3} if method == "ol-aux" else {}
     r = tune(cases.hurts, epochs=30, method=method, options=options)
@@ -420,7 +425,7 @@ def test_forkmerge_merges_are_convex_and_effective_weight_is_their_mean():
         assert min(m.lambdas) >= 0
         assert m.weights["aux"] == pytest.approx(m.lambdas[1] * 1.0 + m.lambdas[2] * 3.0)
         assert m.score <= min(m.branch_scores) + 1e-12  # never worse than the best branch
-    kept = [m.weights["aux"] for m in out.merges if m.epoch <= out.best_epoch]
+    kept = [m.weights["aux"] for m in out.merges if m.epoch == out.best_epoch]
     assert out.effective_weight["aux"] == pytest.approx(sum(kept) / len(kept))
     assert [len(t) for t in out.trajectory] == [1, 1]
     assert out.evaluations == 6 * (3 + 2 * 4)

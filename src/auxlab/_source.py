@@ -35,9 +35,9 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -46,7 +46,7 @@ from auxlab._layerwise import LayerwiseGramian
 from auxlab.signals import GradientEngine, Mode, TaskGrads, representation_grads
 from auxlab.weighting import Need
 
-__all__ = ["GradMode", "SignalSource", "StepSignals", "as_params"]
+__all__ = ["GradMode", "SignalSource", "StepSignals", "ValidationSource", "as_params"]
 
 #: How per-task gradient signals are computed (see ``Balancer(grad_mode=...)``).
 GradMode = Literal["auto", "loop", "batched", "layerwise"]
@@ -338,3 +338,98 @@ class SignalSource:
             self._way = "jacobian"
             self._layerwise.close()
             self._layerwise = None
+
+
+class ValidationSource:
+    """The main task's validation loss and its gradient, for validation-driven strategies.
+
+    Each call of :meth:`grad_fn` makes a function that, at its first call, draws the next
+    validation batch (starting ``val`` over when it is used up), computes the main task's
+    loss on it with the model as it is, and returns its gradient on the shared parameters as
+    a flat ``(d,)`` vector laid out like a row of the per-task gradients (zeros where the
+    loss does not reach a parameter). Later calls return the same tensor, so a strategy that
+    does not read it costs nothing and one that reads it twice pays once.
+
+    Args:
+        val: Validation batches (any re-iterable: a loader, a list), or ``None`` when
+            ``val_loss`` draws its own batches.
+        val_loss: ``val_loss(batch) -> scalar tensor``, the main task's loss on one batch
+            with its autograd graph (``val_loss()`` when ``val`` is ``None``).
+        params: The shared parameters.
+    """
+
+    def __init__(
+        self,
+        val: Iterable[Any] | None,
+        val_loss: Callable[..., torch.Tensor],
+        params: Sequence[torch.Tensor],
+    ) -> None:
+        if not callable(val_loss):
+            raise TypeError(
+                "val_loss must be a function of one validation batch that returns the main "
+                f"task's loss (a scalar tensor), got {type(val_loss).__name__}"
+            )
+        if val is not None and not isinstance(val, Iterable):
+            raise TypeError(
+                f"val must be an iterable of validation batches, got {type(val).__name__}"
+            )
+        self.val = val
+        self.val_loss = val_loss
+        self.params = list(params)
+        self._it: Iterator[Any] | None = None
+        #: Validation batches drawn so far.
+        self.batches = 0
+        #: The main task's validation loss at the last computed gradient.
+        self.last_loss: float | None = None
+
+    def _next_batch(self) -> Any:
+        assert self.val is not None
+        for _ in range(2):
+            if self._it is None:
+                self._it = iter(self.val)
+            try:
+                batch = next(self._it)
+            except StopIteration:
+                self._it = None
+                continue
+            self.batches += 1
+            return batch
+        raise ValueError(
+            "the validation batches (val=) gave no batch: validation-driven weighting needs "
+            "at least one. If it is a generator, pass a re-iterable such as a list or loader."
+        )
+
+    def grad(self) -> torch.Tensor:
+        """The main task's validation gradient on the next batch, flat ``(d,)``."""
+        with torch.enable_grad():
+            loss = self.val_loss(self._next_batch()) if self.val is not None else self.val_loss()
+            if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
+                raise TypeError(
+                    "val_loss must return the main task's validation loss as a scalar tensor, "
+                    f"got {loss!r:.80}"
+                )
+            if not loss.requires_grad:
+                raise ValueError(
+                    "val_loss returned a loss without an autograd graph (computed under "
+                    "torch.no_grad(), or detached?); its gradient drives the weights."
+                )
+            self.last_loss = float(loss.detach())
+            parts = torch.autograd.grad(loss, self.params, allow_unused=True)
+        flat = [
+            torch.zeros(p.numel(), dtype=p.dtype, device=p.device)
+            if g is None
+            else (g.to_dense() if g.is_sparse else g).reshape(-1)
+            for p, g in zip(self.params, parts, strict=True)
+        ]
+        return torch.cat(flat) if flat else torch.zeros(0)
+
+    def grad_fn(self) -> Callable[[], torch.Tensor]:
+        """A function that computes :meth:`grad` at its first call and then returns it."""
+        cache: list[torch.Tensor] = []
+
+        def main_val_grad() -> torch.Tensor:
+            if not cache:
+                cache.append(self.grad())
+            return cache[0]
+
+        return main_val_grad

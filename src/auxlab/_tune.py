@@ -18,7 +18,7 @@ import difflib
 import math
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,17 +26,30 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["DEFAULT_METHOD", "METHODS", "TuneResult", "Verify", "paired_comparison", "tune"]
+__all__ = [
+    "DEFAULT_METHOD",
+    "METHODS",
+    "TuneError",
+    "TuneResult",
+    "Verify",
+    "learn_weights",
+    "paired_comparison",
+    "tune",
+]
 
 
 #: Methods, with their cost class (a multiple of one fixed-weight run).
 METHODS: dict[str, str] = {
-    "forkmerge": "2 branches x one fixed run, plus 6 validation passes per merge (2 per epoch)",
-    "ol-aux": "one fixed run plus one backward per task through the shared block per step",
+    "lookahead-val": "about 1.3-1.5x one fixed run: per-task gradients and a validation "
+    "backward every 5th step (Balancer(every=5))",
+    "auxilearn": "about 1.6-2x one fixed run: an implicit hypergradient every 10th step",
+    "ol-aux": "about 1.5-2x one fixed run: per-task gradients on the shared block each step",
+    "forkmerge": "2 branches x one fixed run, plus 4 validation passes per merge (2 merges "
+    "per epoch): about 2.5-3x",
 }
 
 #: The method :func:`tune` uses unless told otherwise (chosen by measurement: docs/tune.md).
-DEFAULT_METHOD = "forkmerge"
+DEFAULT_METHOD = "lookahead-val"
 
 #: Training batches on which the gradient norms behind the shares are measured.
 SHARE_BATCHES = 8
@@ -120,8 +133,8 @@ class TuneResult:
     Attributes:
         method: The method that learned the weights.
         weights: The learned weights as fixed weights, ``{task: weight}`` with the main task
-            at 1: the mean weight in force over the training steps up to the best validation
-            epoch (ForkMerge: the mean effective weight of its merges), ready for
+            at 1: the mean weight in force during the best validation epoch, whose model is
+            kept (ForkMerge: the mean effective weight of that epoch's merges), ready for
             ``FixedWeights(result.weights)``.
         shares: The same as ``RelativeWeights`` shares per auxiliary task,
             ``w·mean‖g_aux‖/mean‖g_main‖`` on the shared layers at the learned model (``None``
@@ -485,15 +498,34 @@ def _strategy_run(
     optimizer, lr, monitor = _settings(problem, target, monitor)
     main = problem.objective.main
     auxes = [t for t in problem.objective.tasks if t != main]
+    from auxlab.balancer import Balancer
+
     args = dict(_STRATEGY_DEFAULTS.get(method, {}))
     args.update(options)
+    every = int(args.pop("every", _BALANCER_EVERY.get(method, 1)))
+    if "lr" not in args and method in _SPAN_UPDATES:
+        # A step in weight units per update, sized so that updates that all agree can move a
+        # weight across WEIGHT_SPAN within the run, however long the run is.
+        steps = len(problem.train) * epochs if isinstance(problem.train, Sized) else 0
+        per = args.get("every", 1) if method == "auxilearn" else every
+        updates = max(1, steps // max(1, int(per)))
+        args["lr"] = max(_SPAN_UPDATES[method], WEIGHT_SPAN / updates) if steps else None
+        if args["lr"] is None:
+            del args["lr"]
     strategy = create(method, **args)
+    balancer = Balancer(
+        strategy,
+        shared=problem.shared,
+        main=main,
+        tasks=problem.objective.tasks,
+        every=every,
+    )
     start = time.perf_counter()
     history = fit(
         problem.model,
         problem.train,
         problem.objective,
-        strategy,
+        balancer,
         epochs=epochs,
         optimizer=optimizer,
         lr=lr,
@@ -506,9 +538,9 @@ def _strategy_run(
     )
     seconds = time.perf_counter() - start
     best = history.best_epoch or len(history.epochs)
-    steps = [s for s in history.steps if s["epoch"] <= best and not s.get("skipped")]
+    done = [s for s in history.steps if s["epoch"] == best and not s.get("skipped")]
     weights = {
-        t: sum(float(s.get(f"weight_{t}", 0.0)) for s in steps) / max(len(steps), 1) for t in auxes
+        t: sum(float(s.get(f"weight_{t}", 0.0)) for s in done) / max(len(done), 1) for t in auxes
     }
     trajectory = [
         {t: float(ep.get(f"weight_{t}", math.nan)) for t in auxes} for ep in history.epochs
@@ -565,7 +597,17 @@ def _forkmerge_run(
 
 #: Arguments tune gives a strategy method unless the caller's ``options`` say otherwise.
 #: OL-AUX starts from weight 0 here, so a weight that never pays stays at 0.
-_STRATEGY_DEFAULTS: dict[str, dict[str, Any]] = {"ol-aux": {"weights": 0.0}}
+_STRATEGY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "ol-aux": {"weights": 0.0},
+    "lookahead-val": {"weights": 0.0},
+    "auxilearn": {"weights": 0.0},
+}
+#: Balancer(every=k) per method: signals (and weight updates) every k-th step.
+_BALANCER_EVERY: dict[str, int] = {"lookahead-val": 5}
+#: Methods whose ``lr`` is a step in weight units; tune sizes it (see WEIGHT_SPAN), at least this.
+_SPAN_UPDATES: dict[str, float] = {"lookahead-val": 0.01, "auxilearn": 0.01}
+#: The distance a weight can travel over a run when every update agrees (tune's default step).
+WEIGHT_SPAN = 3.0
 
 
 def _grad_norms(problem: Any, model: nn.Module) -> dict[str, float] | None:
@@ -679,11 +721,8 @@ def tune(
             Problem or TOML, a bad TOML (its line), ``verify`` with a Problem, or bad numbers.
 
     Example:
-        >>> from auxlab import tune
-        >>> from auxlab.study import Problem
-        >>> r = tune("examples.study_builders:tiny", epochs=2)  # doctest: +SKIP
-        >>> r.weights  # doctest: +SKIP
-        {'main': 1.0, 'aux': 0.6}
+        ``docs/tune.md`` has one that runs in seconds (a builder where the auxiliary loss
+        helps: the learned weight rises above 0).
     """
     from auxlab._threads import configure_threads
 
@@ -710,6 +749,69 @@ def tune(
             torch.set_num_threads(before)
 
 
+def _learn(
+    tgt: _Target,
+    seed: int,
+    epochs: int,
+    method: str,
+    progress: bool,
+    monitor: str | None,
+    options: dict[str, Any],
+) -> tuple[_Run, dict[str, float] | None, str, str]:
+    """The learning run: ``(run, shares, monitor, main task)``."""
+    from auxlab.train import make_optimizer
+
+    problem = tgt.make(seed)
+    optimizer, lr, monitor = _settings(problem, tgt, monitor)
+    # torch imports its compiler stack when the first optimizer is built (seconds): pay it
+    # here, outside the timed runs, so that the cost multiple compares training with training.
+    make_optimizer(optimizer, [torch.zeros(1, requires_grad=True)], lr)
+    _say(progress, f"learning the weights with {method}, seed {seed}, {epochs} epoch(s)")
+    if method == "forkmerge":
+        run = _forkmerge_run(problem, tgt, epochs, seed, monitor, options)
+    else:
+        run = _strategy_run(problem, tgt, method, epochs, seed, monitor, options)
+    shares = _shares(problem, run.model, run.weights)
+    return run, shares, monitor, problem.objective.main
+
+
+def learn_weights(
+    target: Any,
+    *,
+    seed: int = 0,
+    builder_args: Mapping[str, Any] | None = None,
+    epochs: int | None = None,
+    method: str = DEFAULT_METHOD,
+    monitor: str | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Only the learning run of :func:`tune` (no weight-0 run): for callers that have one.
+
+    ``auxlab demo`` uses it: its grid already trained weight 0 with the same seed.
+
+    Returns:
+        ``{"weights": {task: w}, "shares", "trajectory", "val_metric", "test_metric",
+        "seconds", "best_epoch", "metric", "method"}``.
+    """
+    _check_method(method)
+    tgt = _resolve_target(target, builder_args)
+    n_epochs = epochs or tgt.epochs or 5
+    run, shares, monitor, main = _learn(
+        tgt, seed, n_epochs, method, False, monitor, dict(options or {})
+    )
+    return {
+        "weights": {main: 1.0, **run.weights},
+        "shares": shares,
+        "trajectory": run.trajectory,
+        "val_metric": run.val,
+        "test_metric": run.test,
+        "seconds": run.seconds,
+        "best_epoch": run.best_epoch,
+        "metric": monitor,
+        "method": method,
+    }
+
+
 def _tune(
     tgt: _Target,
     seed: int,
@@ -720,21 +822,9 @@ def _tune(
     monitor: str | None,
     options: dict[str, Any],
 ) -> TuneResult:
-    from auxlab.train import make_optimizer
     from auxlab.train._checkpoint import higher_is_better
 
-    problem = tgt.make(seed)
-    optimizer, lr, monitor = _settings(problem, tgt, monitor)
-    # torch imports its compiler stack when the first optimizer is built (seconds): pay it
-    # here, outside the timed runs, so that the cost multiple compares training with training.
-    make_optimizer(optimizer, [torch.zeros(1, requires_grad=True)], lr)
-    main = problem.objective.main
-    _say(progress, f"learning the weights with {method}, seed {seed}, {epochs} epoch(s)")
-    if method == "forkmerge":
-        run = _forkmerge_run(problem, tgt, epochs, seed, monitor, options)
-    else:
-        run = _strategy_run(problem, tgt, method, epochs, seed, monitor, options)
-    shares = _shares(problem, run.model, run.weights)
+    run, shares, monitor, main = _learn(tgt, seed, epochs, method, progress, monitor, options)
     _say(progress, f"learned {_fmt_dict(run.weights)} in {run.seconds:.1f} s; now weight 0")
     zero_problem = tgt.make(seed)
     zero = _fixed_run(zero_problem, tgt, {}, epochs, seed, monitor)

@@ -21,7 +21,7 @@ from torch import nn
 
 from auxlab._apply import apply_decision, reusable
 from auxlab._errors import NonFiniteLossError, TaskMismatchError
-from auxlab._source import GradMode, SignalSource, StepSignals
+from auxlab._source import GradMode, SignalSource, StepSignals, ValidationSource
 from auxlab._step_record import StepRecord
 from auxlab._tasks import check_same_tasks
 from auxlab.distributed import signal_source
@@ -99,6 +99,8 @@ class Balancer:
         grad_mode: GradMode = "auto",
         tasks: Iterable[str] | None = None,
         distributed: Any = None,
+        val: Iterable[Any] | None = None,
+        val_loss: Callable[..., torch.Tensor] | None = None,
     ) -> None:
         if isinstance(strategy, str):
             strategy = create(strategy)
@@ -138,11 +140,14 @@ class Balancer:
         # Everything per-task (loss values, gradients, Gramian) comes from here.
         self._source: SignalSource = signal_source(shared, strategy, grad_mode, distributed)
         self.shared = self._source.params
-        if strategy.needs & {Need.GRADS, Need.GRAMIAN} and not self.shared:
+        if strategy.needs & _SHARED_NEEDS and not self.shared:
             raise ValueError(
                 f"{type(strategy).__name__} needs per-task gradients on the shared parameters; "
                 "pass shared=<the shared module or its parameters> to the Balancer."
             )
+        self.validation: ValidationSource | None = None
+        if val is not None or val_loss is not None:
+            self.use_validation(val, val_loss)
         if tasks is not None:
             names = list(tasks)
             if len(set(names)) != len(names):
@@ -165,6 +170,17 @@ class Balancer:
             raise TaskMismatchError(f"main task '{main}' is not one of the tasks {list(tasks)}")
         self.tasks, self.main = tasks, main
         self.state = self.strategy.init(tasks, main)
+
+    def use_validation(
+        self, val: Iterable[Any] | None, val_loss: Callable[..., torch.Tensor] | None
+    ) -> None:
+        """Set the validation batches and loss that ``Need.VAL_GRAD`` reads (see ``val=``)."""
+        if val_loss is None:
+            raise ValueError(
+                "val= needs val_loss=<function of one validation batch that returns the main "
+                "task's loss as a scalar tensor>"
+            )
+        self.validation = ValidationSource(val, val_loss, self.shared)
 
     def parameters(self) -> list[nn.Parameter]:
         """The strategy's learnable parameters, to give to the optimizer."""
@@ -296,7 +312,13 @@ class Balancer:
             raise ValueError(
                 f"{name} needs validation losses: pass val_losses={{task: value}} to backward()."
             )
+        val_grad = None
+        if Need.VAL_GRAD in needs:
+            if self.validation is None:
+                raise ValueError(missing_validation_message(name))
+            val_grad = self.validation.grad_fn()
         got = self._source.collect({t: losses[t] for t in self.tasks}, needs, representation)
+        graph = Need.LOSS_GRAPH in needs
         signals = Signals(
             step=self.step,
             tasks=self.tasks,
@@ -306,6 +328,9 @@ class Balancer:
             gramian=got.gramian,
             rep_grads=got.rep_grads,
             val_losses=val_losses,
+            val_grad=val_grad,
+            graph_losses={t: losses[t] for t in self.tasks} if graph else None,
+            params=tuple(self.shared) if graph else (),
         )
         start = time.perf_counter()
         out, self.state = self.strategy.update(signals, self.state)
@@ -354,6 +379,20 @@ class Balancer:
 
     def __repr__(self) -> str:
         return f"Balancer({self.strategy!r}, main={self.main!r}, every={self.every})"
+
+
+#: Needs that read the shared parameters.
+_SHARED_NEEDS = frozenset({Need.GRADS, Need.GRAMIAN, Need.VAL_GRAD, Need.LOSS_GRAPH})
+
+
+def missing_validation_message(name: str) -> str:
+    """The error for a strategy that learns from validation data when none was given."""
+    return (
+        f"{name} learns the weights from the main task's validation loss, but no validation "
+        "data was given: train with fit(..., val=<validation batches>) (or weight_val=), or "
+        "build Balancer(..., val=<batches>, val_loss=<function of a batch returning the main "
+        "task's loss>). Use a held-out slice of the training data, never the test set."
+    )
 
 
 def _check_losses(losses: Any) -> None:

@@ -16,7 +16,8 @@ __all__ = ["add_threads_argument", "announce_threads", "main"]
 
 #: Commands whose thread choice is known from their command line alone; ``main`` sets and
 #: prints it (:func:`auxlab._threads.announce_threads`) before running them. ``auxlab
-#: online`` and ``auxlab study`` (whose TOML may set ``threads``) do it in their own ``run``.
+#: online``, ``auxlab study`` and ``auxlab tune`` (whose TOML may set ``threads``) do it in
+#: their own ``run``.
 _THREADS_FROM_ARGS = ("demo", "rl")
 
 
@@ -78,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seeds", type=positive_int, help="number of seeds per weight (default 2)")
     demo.add_argument("--epochs", type=positive_int, help="epochs per run")
     demo.add_argument("--no-progress", action="store_true", help="no line per finished run")
+    demo.add_argument(
+        "--no-tune",
+        action="store_true",
+        help="skip the one-run `auxlab tune` shown beside the grid",
+    )
     demo.add_argument(
         "--overwrite",
         action="store_true",
@@ -225,6 +231,8 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     cfg = DemoConfig.quick() if args.quick else DemoConfig()
     cfg.threads = args.threads
+    if args.no_tune:
+        cfg.tune = None
     if args.weights is not None:
         cfg.weights = args.weights
     if args.seeds is not None:
@@ -251,6 +259,8 @@ def _run_demo(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return interrupted("auxlab demo", runs if Path(runs).exists() else None)
     print(result["recommendation"])
+    if result.get("tune"):
+        print("\n" + result["tune"])
     print(f"\nReport: {result['report']} ({result['seconds']:.0f} s)")
     from auxlab.study._cli import outcome
 

@@ -51,6 +51,9 @@ def make_signals(
     losses = losses * loss_scale * scale
     grads = grads * grad_scale * scale[:, None]
     rep = rep * grad_scale * scale[:, None]
+    # Drawn last, so that the signals above are the same as before these were added.
+    val_grad = torch.randn(dim, generator=g, dtype=torch.float64) * grad_scale
+    graph_losses, params = _loss_graph(losses, grads, scale * grad_scale)
     return Signals(
         step=step,
         tasks=tuple(tasks),
@@ -60,7 +63,26 @@ def make_signals(
         gramian=grads @ grads.T,
         rep_grads=rep,
         val_losses={k: float(val[i]) for i, k in enumerate(tasks)},
+        val_grad=val_grad,
+        graph_losses={k: graph_losses[i] for i, k in enumerate(tasks)},
+        params=params,
     )
+
+
+def _loss_graph(
+    losses: torch.Tensor, grads: torch.Tensor, curvature: torch.Tensor
+) -> tuple[list[torch.Tensor], tuple[torch.Tensor]]:
+    """Losses with an autograd graph on one parameter vector ``θ``.
+
+    At ``θ`` their values are ``losses``, their gradients ``grads`` and their Hessians
+    ``curvatureₜ·I``: ``Lₜ(θ) = lossesₜ + gradsₜ·θ + ½·curvatureₜ·‖θ‖²`` at ``θ = 0``.
+    """
+    theta = torch.zeros(grads.shape[1], dtype=grads.dtype, requires_grad=True)
+    out = [
+        losses[i] + grads[i] @ theta + 0.5 * curvature[i] * (theta @ theta)
+        for i in range(len(losses))
+    ]
+    return out, (theta,)
 
 
 def decision_weights(decision: Decision) -> dict[str, float]:

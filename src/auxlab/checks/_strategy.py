@@ -91,6 +91,11 @@ def check_permutation(strategy: Strategy) -> None:
             gramian=grads @ grads.T,
             rep_grads=sig_a.rep_grads[idx],
             val_losses=sig_a.val_losses,
+            val_grad=sig_a.val_grad,
+            graph_losses=(
+                {t: sig_a.graph_losses[t] for t in order} if sig_a.graph_losses else None
+            ),
+            params=sig_a.params,
         )
         value, state = s.update(sig_b, state)
         wa, wb = decision_weights(dec_a), decision_weights(as_decision(value))
@@ -126,7 +131,22 @@ def check_identical_tasks(strategy: Strategy) -> None:
         losses["aux2"] = losses["aux1"]
         val = dict(sig.val_losses or {})
         val["aux2"] = val["aux1"]
-        sig = Signals(step, TASKS, "main", losses, grads, grads @ grads.T, rep, val)
+        graph = dict(sig.graph_losses or {})
+        if graph:
+            graph["aux2"] = graph["aux1"]
+        sig = Signals(
+            step,
+            TASKS,
+            "main",
+            losses,
+            grads,
+            grads @ grads.T,
+            rep,
+            val,
+            sig.val_grad,
+            graph or None,
+            sig.params,
+        )
         value, state = s.update(sig, state)
         w = decision_weights(as_decision(value))
         _require(

@@ -69,6 +69,8 @@ def check_fit_args(a: dict[str, Any]) -> None:
     for name in ("val", "evaluate_train"):
         if a[name] is not None:
             _reiterable(name, a[name], a["epochs"])
+    if a.get("weight_val") is not None:  # drawn from again and again: a re-iterable
+        _reiterable("weight_val", a["weight_val"], 2)
     es = a["early_stopping"]
     if es is not None:
         _positive_int("early_stopping (epochs without improvement)", es)

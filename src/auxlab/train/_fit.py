@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from auxlab.balancer import Balancer, StepRecord
+from auxlab.balancer import Balancer, StepRecord, missing_validation_message
 from auxlab.objective import Objective
 from auxlab.train._checkpoint import (
     BestTracker,
@@ -35,7 +35,7 @@ from auxlab.train._history import History
 from auxlab.train._loader import Batch, call_model, device_of, to_device
 from auxlab.train._optimizers import make_optimizer
 from auxlab.train._progress import EpochBar
-from auxlab.weighting import Strategy
+from auxlab.weighting import Need, Strategy
 
 __all__ = ["fit", "make_optimizer", "train_step"]  # make_optimizer: re-exported
 
@@ -100,6 +100,7 @@ def fit(
     nan_policy: str = "raise",
     callbacks: Sequence[Callable[[dict[str, Any]], None]] = (),
     distributed: Any = None,
+    weight_val: Iterable[Batch] | None = None,
 ) -> History:
     """Train ``model`` on named tasks; return a :class:`History`.
 
@@ -151,6 +152,14 @@ def fit(
             (``docs/distributed.md``). ``None`` (default): on when ``model`` is a
             ``DistributedDataParallel`` model or a process group of more than one process
             is initialised; ``False``: off.
+        weight_val: Validation batches that drive the weights of a strategy that learns them
+            from the main task's validation loss (``"lookahead-val"``, ``"auxilearn"``:
+            ``Need.VAL_GRAD``). Default: ``val``. One batch is drawn per step that reads it
+            (started over when used up) and the main task's loss on it is differentiated
+            with the model in training mode (dropout on; batch-norm statistics are updated
+            by these batches too). Pass a held-out slice of the training data, never the
+            test set; giving one apart from ``val`` keeps ``val`` an unbiased judge of the
+            learned weights. Ignored by other strategies.
 
     Raises:
         TypeError: For arguments of the wrong kind (``train`` not a re-iterable of
@@ -218,6 +227,7 @@ def _fit(
     nan_policy: Any,
     callbacks: Sequence[Callable[[dict[str, Any]], None]],
     distributed: Any,
+    weight_val: Iterable[Batch] | None,
 ) -> History:
     if checkpoint is not None:
         checkpoint = prepare_checkpoint(checkpoint)
@@ -236,6 +246,7 @@ def _fit(
             distributed=distributed,
         )
     )
+    _attach_validation(balancer, model, objective, weight_val if weight_val is not None else val)
     extra = balancer.parameters()
     if isinstance(optimizer, str):
         opt = make_optimizer(optimizer, list(model.parameters()) + list(extra), lr)
@@ -277,6 +288,24 @@ def _fit(
     finally:
         if capture is not None:
             capture.handle.remove()
+
+
+def _attach_validation(
+    balancer: Balancer, model: nn.Module, objective: Objective, batches: Iterable[Batch] | None
+) -> None:
+    """Give a strategy that learns from validation data its batches and the main loss."""
+    if Need.VAL_GRAD not in balancer.strategy.needs or balancer.validation is not None:
+        return
+    if batches is None:
+        raise ValueError(missing_validation_message(type(balancer.strategy).__name__))
+    device = device_of(model)
+
+    def main_val_loss(batch: Batch) -> torch.Tensor:
+        inputs, targets = to_device(batch, device)
+        losses = objective(call_model(model, inputs), targets)
+        return losses[balancer.main or objective.main]
+
+    balancer.use_validation(batches, main_val_loss)
 
 
 def _epochs(run: _Run) -> History:

@@ -86,8 +86,8 @@ class ForkMergeResult:
 
     @property
     def effective_weight(self) -> dict[str, float]:
-        """The mean effective weight over the merges up to the best epoch."""
-        kept = [m for m in self.merges if m.epoch <= self.best_epoch] or self.merges
+        """The mean effective weight of the best epoch's merges (the kept model's epoch)."""
+        kept = [m for m in self.merges if m.epoch == self.best_epoch] or self.merges
         auxes = list(self.branch_weights[0]) if self.branch_weights else []
         return {
             t: sum(m.weights[t] for m in kept) / len(kept) if kept else 0.0

@@ -57,6 +57,49 @@ class History:
         known = sorted({k for r in self.epochs + self.steps[:1] for k in r})
         raise KeyError(f"no record has '{key}'. Keys: {', '.join(known)}")
 
+    def weights(self, per: str = "epoch") -> dict[str, list[float]]:
+        """Each task's weight over the run, for strategies that learn it.
+
+        Args:
+            per: ``"epoch"`` (default): the weight in force at the end of each epoch (its last
+                applied step; the epoch records' ``weight_<task>`` are epoch means);
+                ``"step"``: the weight applied at each applied step.
+
+        Returns:
+            ``{task: [weight, ...]}``, in the order of the steps' records.
+
+        Example:
+            >>> h = History([{"epoch": 1, "weight_main": 1.0, "weight_aux": 0.5},
+            ...              {"epoch": 1, "weight_main": 1.0, "weight_aux": 0.7}])
+            >>> h.weights(), h.final_weights()
+            ({'main': [1.0], 'aux': [0.7]}, {'main': 1.0, 'aux': 0.7})
+        """
+        if per not in ("epoch", "step"):
+            raise ValueError(f"per must be 'epoch' or 'step', got {per!r}")
+        applied = [s for s in self.steps if not s.get("skipped")]
+        if per == "epoch":
+            last: dict[Any, dict[str, Any]] = {}
+            for s in applied:
+                last[s.get("epoch")] = s
+            applied = list(last.values())
+        out: dict[str, list[float]] = {}
+        for s in applied:
+            for k, v in s.items():
+                if k.startswith("weight_"):
+                    out.setdefault(k[len("weight_") :], []).append(v)
+        return out
+
+    def final_weights(self) -> dict[str, float]:
+        """The weight of each task at the last applied step: a learned weight, to fix.
+
+        Raises:
+            ValueError: If no step was applied (no step records, or all skipped).
+        """
+        for s in reversed(self.steps):
+            if not s.get("skipped"):
+                return {k[len("weight_") :]: v for k, v in s.items() if k.startswith("weight_")}
+        raise ValueError("the history has no applied step, so no weights to report")
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data (lists of dicts of numbers and strings), JSON- and torch-safe."""
         return {

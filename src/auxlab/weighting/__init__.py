@@ -14,6 +14,7 @@ family, cost, paper and module.
 """
 
 from auxlab.weighting._aligned_mtl import AlignedMTL, AlignedMTLState
+from auxlab.weighting._auxilearn import AuxiLearn, AuxiLearnState, implicit_hypergradient
 from auxlab.weighting._base import (
     Decision,
     Need,
@@ -40,6 +41,7 @@ from auxlab.weighting._gradnorm import GradNorm, GradNormState
 from auxlab.weighting._gradvac import GradVac, GradVacState
 from auxlab.weighting._hedge import Hedge, HedgeState, hedge_update
 from auxlab.weighting._imtl import IMTL
+from auxlab.weighting._lookahead_val import LookaheadVal, LookaheadValState
 from auxlab.weighting._main_first_common import NonFiniteSignalWarning
 from auxlab.weighting._main_pcgrad import PriorityPCGrad, PriorityPCGradState
 from auxlab.weighting._metabalance import MetaBalance, MetaBalanceState
@@ -69,6 +71,8 @@ __all__ = [
     "STCH",
     "AlignedMTL",
     "AlignedMTLState",
+    "AuxiLearn",
+    "AuxiLearnState",
     "CAGrad",
     "Chain",
     "ChainState",
@@ -93,6 +97,8 @@ __all__ = [
     "GradientCosineState",
     "Hedge",
     "HedgeState",
+    "LookaheadVal",
+    "LookaheadValState",
     "MetaBalance",
     "MetaBalanceState",
     "NashMTL",
@@ -135,6 +141,7 @@ __all__ = [
     "describe",
     "gated",
     "hedge_update",
+    "implicit_hypergradient",
     "list_strategies",
     "normalized",
     "register",

@@ -18,7 +18,7 @@ import enum
 import inspect
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, Self
 
@@ -50,6 +50,16 @@ class Need(enum.Enum):
         REP_GRADS: Per-task gradients on a shared representation (MGDA-UB style), a
             ``(T, n)`` matrix; the user passes the representation to ``Balancer.backward``.
         VAL_LOSSES: Per-task validation losses, passed by the user to ``Balancer.backward``.
+        VAL_GRAD: The gradient of the main task's loss on the next batch of validation data,
+            on the shared parameters, a ``(d,)`` vector laid out as a row of ``grads``
+            (:meth:`Signals.main_val_grad`). Computed only when the strategy asks for it, at
+            most once per step: one forward and one backward on a validation batch. The
+            Balancer needs ``val=`` and ``val_loss=``; ``fit`` provides them from its
+            validation batches (``weight_val=``, default ``val``).
+        LOSS_GRAPH: The training losses with their autograd graph and the shared parameters
+            (``Signals.graph_losses``, ``Signals.params``), for strategies that differentiate
+            the training loss twice (Hessian-vector products). Providing them costs nothing;
+            what the strategy computes from them is its own cost.
     """
 
     LOSSES = "losses"
@@ -57,6 +67,8 @@ class Need(enum.Enum):
     GRAMIAN = "gramian"
     REP_GRADS = "rep_grads"
     VAL_LOSSES = "val_losses"
+    VAL_GRAD = "val_grad"
+    LOSS_GRAPH = "loss_graph"
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,15 @@ class Signals:
         gramian: ``(T, T)`` Gramian of ``grads``, or ``None``.
         rep_grads: ``(T, n)`` per-task gradients on the shared representation, or ``None``.
         val_losses: Per-task validation losses, or ``None``.
+        val_grad: The main task's validation gradient on the shared parameters
+            (``Need.VAL_GRAD``): a ``(d,)`` tensor, or a function of no argument that computes
+            it (the Balancer passes one, so that it is computed only if read). Read it with
+            :meth:`main_val_grad`.
+        graph_losses: The loss per task with its autograd graph (``Need.LOSS_GRAPH``), or
+            ``None``. Differentiate it with ``torch.autograd.grad(..., retain_graph=True)``:
+            the Balancer backpropagates the same graph afterwards.
+        params: The shared parameters, in the order of the columns of ``grads``
+            (``Need.LOSS_GRAPH``), or ``()``.
     """
 
     step: int
@@ -82,6 +103,9 @@ class Signals:
     gramian: torch.Tensor | None = None
     rep_grads: torch.Tensor | None = None
     val_losses: Mapping[str, float] | None = None
+    val_grad: torch.Tensor | Callable[[], torch.Tensor] | None = None
+    graph_losses: Mapping[str, torch.Tensor] | None = None
+    params: Sequence[torch.Tensor] = ()
 
     @property
     def aux(self) -> tuple[str, ...]:
@@ -93,6 +117,18 @@ class Signals:
         if self.grads is None:
             raise ValueError("per-task gradients were not computed: declare Need.GRADS in needs")
         return self.grads[self.tasks.index(task)]
+
+    def main_val_grad(self) -> torch.Tensor:
+        """The main task's validation gradient on the shared parameters (``Need.VAL_GRAD``).
+
+        Computed at the first call of a step (one forward and backward on a validation
+        batch), then the same tensor.
+        """
+        if self.val_grad is None:
+            raise ValueError(
+                "the validation gradient was not computed: declare Need.VAL_GRAD in needs"
+            )
+        return self.val_grad() if callable(self.val_grad) else self.val_grad
 
 
 @dataclass(frozen=True)
@@ -176,7 +212,8 @@ class Strategy(ABC):
 
     #: The strategy's family, for the catalogue (``auxlab strategies``,
     #: :func:`auxlab.weighting.describe`): ``"fixed"``, ``"schedule"``, ``"loss-based"``,
-    #: ``"gradient"``, ``"main-first"``, ``"hedge"``, ``"combinator"``, or ``"custom"``.
+    #: ``"gradient"``, ``"main-first"``, ``"hedge"``, ``"validation"``, ``"combinator"``, or
+    #: ``"custom"``.
     family: ClassVar[str] = "custom"
 
     #: The paper, short (``"Yu et al., NeurIPS 2020"``); empty for a method without one. The

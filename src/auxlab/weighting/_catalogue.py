@@ -31,6 +31,7 @@ FAMILIES = (
     "gradient",
     "main-first",
     "hedge",
+    "validation",
     "combinator",
     "custom",
 )
@@ -46,6 +47,13 @@ COST_LEGEND = {
         "one backward from each loss to the shared representation, then one full backward"
     ),
     "validation passes": "the user computes validation losses and passes them in",
+    "validation backward": (
+        "one forward and backward of the main loss on a validation batch per refresh step"
+    ),
+    "hypergradient": (
+        "on its update steps only (every N): a validation forward and backward and about "
+        "2(K+1) backwards through the shared block (Hessian-vector products)"
+    ),
     "as inner": "what the wrapped strategy costs",
 }
 
@@ -124,6 +132,8 @@ def cost_class(needs: frozenset[Need], wraps: bool = False) -> str:
         cost = "one backward"
     if Need.VAL_LOSSES in needs:
         cost += ", validation passes"
+    if Need.VAL_GRAD in needs:
+        cost += " + hypergradient" if Need.LOSS_GRAPH in needs else " + validation backward"
     if wraps:
         cost = "as inner" if cost == "one backward" else f"{cost} + inner"
     return cost

@@ -48,6 +48,9 @@ def _restrict(signals: Signals, needs: frozenset[Need]) -> Signals:
         gramian=signals.gramian if Need.GRAMIAN in needs else None,
         rep_grads=signals.rep_grads if Need.REP_GRADS in needs else None,
         val_losses=signals.val_losses if Need.VAL_LOSSES in needs else None,
+        val_grad=signals.val_grad if Need.VAL_GRAD in needs else None,
+        graph_losses=signals.graph_losses if Need.LOSS_GRAPH in needs else None,
+        params=signals.params if Need.LOSS_GRAPH in needs else (),
     )
 
 
