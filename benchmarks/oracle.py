@@ -12,9 +12,10 @@ on the test part. The split is the same for every seed (``auxlab.cases.SPLIT_SEE
 fixes the initialisation and the batch order. For each weight the paired difference against
 weight 0 on test, seed by seed, gets a 95 % t-interval (``scipy.stats.t``).
 
-Verdict: ``helps`` when some weight's interval lies above 0; otherwise ``hurts`` when some
-weight up to 1 has its interval below 0; otherwise ``neutral`` (large weights may still
-hurt: the table shows them).
+Verdict: ``helps`` when some weight beats weight 0 with a Holm-adjusted p-value (paired
+t-test, over the 6 weights compared with 0) below 0.05; otherwise ``hurts`` when some weight
+up to 1 is worse so; otherwise ``neutral`` (large weights may still hurt: the table shows
+them).
 
 Records (``--json``, a list): ``record = "run"`` (``case``, ``method = "oracle"``, ``seed``,
 ``weight``, ``val_metric``, ``test_metric``, ``diff_vs_zero``, ``seconds``, ``runs``) and
@@ -115,11 +116,29 @@ def paired_vs(
     }
 
 
-def verdict(summary: Mapping[float, tuple[float, float, float]]) -> str:
-    """``helps`` / ``hurts`` / ``neutral`` from ``{weight: (mean, low, high)}`` vs weight 0."""
-    if any(lo > 0 for w, (_, lo, _) in summary.items() if w != 0):
+def holm_p(diffs: Mapping[float, Sequence[float]]) -> dict[float, float]:
+    """Holm-adjusted two-sided p-values of paired t-tests (``{weight: differences}``)."""
+    raw = {w: float(stats.ttest_1samp(d, 0.0).pvalue) for w, d in diffs.items()}
+    order = sorted(raw, key=lambda w: raw[w])
+    out, running = {}, 0.0
+    for i, w in enumerate(order):
+        running = max(running, min(1.0, (len(order) - i) * raw[w]))
+        out[w] = running
+    return out
+
+
+def verdict(diffs: Mapping[float, Sequence[float]], alpha: float = 0.05) -> str:
+    """``helps`` / ``hurts`` / ``neutral``: ``{weight: paired differences vs weight 0}``.
+
+    ``helps``: some weight is better than weight 0 with a Holm-adjusted p-value (over the
+    weights compared) below ``alpha``; else ``hurts``: some weight up to 1 is worse so;
+    else ``neutral``.
+    """
+    p = holm_p({w: d for w, d in diffs.items() if w != 0})
+    mean = {w: float(np.mean(d)) for w, d in diffs.items()}
+    if any(mean[w] > 0 and p[w] < alpha for w in p):
         return "helps"
-    if any(hi < 0 for w, (_, _, hi) in summary.items() if 0 < w <= 1):
+    if any(mean[w] < 0 and p[w] < alpha and w <= 1 for w in p):
         return "hurts"
     return "neutral"
 
@@ -143,12 +162,20 @@ def oracle_case(
                 "epochs": epochs,
             }
         )
-    summary = {}
-    for w in WEIGHTS:
-        d = [v for (s, ww), v in diffs.items() if ww == w]
-        summary[w] = interval(d)
+    return out + summaries(case, out, epochs, command)
+
+
+def summaries(
+    case: Case, runs: Sequence[Mapping[str, Any]], epochs: int, command: str
+) -> list[dict[str, Any]]:
+    """The summary records of one case from its run records."""
+    rows = [r for r in runs if r["record"] == "run" and r["case"] == case.name]
+    by_w = {w: [r["diff_vs_zero"] for r in rows if r["weight"] == w] for w in WEIGHTS}
+    summary = {w: interval(d) for w, d in by_w.items()}
+    p = holm_p({w: d for w, d in by_w.items() if w != 0})
     best = max(WEIGHTS, key=lambda w: (summary[w][0], -w))
-    said = verdict(summary)
+    said = verdict(by_w)
+    out: list[dict[str, Any]] = []
     for w in WEIGHTS:
         mean, lo, hi = summary[w]
         test = [r["test_metric"] for r in rows if r["weight"] == w]
@@ -162,6 +189,7 @@ def oracle_case(
                 "mean_diff": mean,
                 "ci_low": lo,
                 "ci_high": hi,
+                "p_holm": p.get(w, math.nan),
                 "n_seeds": len(test),
                 "best_weight": best,
                 "verdict": said,
@@ -221,11 +249,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the records here")
     parser.add_argument("--quick", action="store_true", help="small problems, 2 seeds")
     parser.add_argument("--seeds", type=int, default=len(SEEDS), help="seeds 0..N-1")
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="seeds FIRST..FIRST+N-1 (to add seeds)"
+    )
     parser.add_argument("--cases", nargs="*", default=None, help="some cases only")
     parser.add_argument(
         "--summarise", type=Path, help="print the markdown table of stored records; run nothing"
     )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        help="join stored record files into --json, re-summarised; run nothing",
+    )
     a = parser.parse_args(argv)
+    if a.merge:
+        runs = [r for f in a.merge for r in json.loads(f.read_text())]
+        merged: list[dict[str, Any]] = []
+        for name in dict.fromkeys(r["case"] for r in runs):
+            said = next(r for r in runs if r["case"] == name and r["record"] == "summary")
+            mine = [r for r in runs if r["case"] == name and r["record"] == "run"]
+            merged += mine + summaries(CASES[name], mine, said["epochs"], said["command"])
+        if a.json:
+            a.json.write_text(json.dumps(merged, indent=1) + "\n")
+        print_table(merged)
+        return 0
     if a.summarise:
         print(markdown(json.loads(a.summarise.read_text())))
         return 0
@@ -234,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [n for n in names if n not in CASES]
     if unknown:
         parser.error(f"unknown case(s) {unknown}; the cases are {list(CASES)}")
-    seeds = list(range(2 if a.quick else a.seeds))
+    seeds = list(range(a.first_seed, a.first_seed + (2 if a.quick else a.seeds)))
     command = "python benchmarks/oracle.py " + " ".join(
         shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:])
     )
