@@ -48,21 +48,30 @@ def interval(values: Sequence[float]) -> tuple[float, float, float]:
 
 
 def run_case(
-    name: str, methods: Sequence[str], seeds: Sequence[int], div: int
+    name: str, methods: Sequence[str], seeds: Sequence[int], div: int, start: float | None = None
 ) -> list[dict[str, Any]]:
     case = CASES[name]
     epochs = max(case.epochs // div, 5)
     monitor = f"val_main_{case.metric}"
+    opts = {} if start is None else {"weights": start}  # the strategies' initial weight
     out: list[dict[str, Any]] = []
     for seed in seeds:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             r = auxlab.tune(
-                case.ref, seed=seed, epochs=epochs, method=methods[0], monitor=monitor, threads=1
+                case.ref,
+                seed=seed,
+                epochs=epochs,
+                method=methods[0],
+                monitor=monitor,
+                threads=1,
+                options=opts,
             )
             runs = [(methods[0], r.aux_weights, r.test_metric, r.val_metric, r.seconds)]
             for m in methods[1:]:
-                got = learn_weights(case.ref, seed=seed, epochs=epochs, method=m, monitor=monitor)
+                got = learn_weights(
+                    case.ref, seed=seed, epochs=epochs, method=m, monitor=monitor, options=opts
+                )
                 aux = {t: w for t, w in got["weights"].items() if t != "main"}
                 runs.append((m, aux, got["test_metric"], got["val_metric"], got["seconds"]))
         assert r.test_metric_zero is not None
@@ -72,7 +81,7 @@ def run_case(
                     "case": name,
                     "verdict": case.expected,
                     "epochs": epochs,
-                    "method": m,
+                    "method": m if start is None else f"{m} (from {start:g})",
                     "seed": seed,
                     "weight": float(next(iter(aux.values()))),
                     "test_metric": test,
@@ -116,6 +125,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cases", nargs="*", default=None, help=f"default: {DEFAULT_CASES}")
     parser.add_argument("--methods", nargs="*", default=list(METHODS), help="tune's methods")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 100..100+N-1")
+    parser.add_argument(
+        "--start",
+        type=float,
+        help="the learned weight's start (default: tune's, 0); strategy methods only",
+    )
     a = parser.parse_args(argv)
     torch.set_num_threads(1)
     names = a.cases or (["digits_semi"] if a.quick else list(DEFAULT_CASES))
@@ -126,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     records: list[dict[str, Any]] = []
     started = time.perf_counter()
     for name in names:
-        records += run_case(name, a.methods, seeds, 5 if a.quick else 1)
+        records += run_case(name, a.methods, seeds, 5 if a.quick else 1, a.start)
         if a.json:
             a.json.parent.mkdir(parents=True, exist_ok=True)
             a.json.write_text(json.dumps(records, indent=1) + "\n")
