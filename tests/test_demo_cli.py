@@ -69,6 +69,11 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     recommendation = (out / "recommendation.txt").read_text()
     assert recommendation.startswith("Recommendation: w=")
     assert recommendation.strip() in printed.out
+    # One `auxlab tune` run beside the grid, compared with the grid's weight-0 run of seed 0.
+    tune_text = (out / "tune.txt").read_text()
+    assert tune_text.startswith("Learned in one run instead (auxlab tune, method ")
+    assert "for the grid's weight-0 run of seed 0" in tune_text
+    assert tune_text.strip() in printed.out
     assert "Settings compared" in html
     assert "Trump tweets" in html
     rows = _rows(out / "results.csv")
@@ -168,7 +173,7 @@ def test_demo_threads_are_in_force_during_its_runs(tmp_path, capsys, monkeypatch
         torch.set_num_threads(before)
     out = capsys.readouterr().out
     assert out.splitlines()[0] == "torch threads: 2 (as asked)"
-    assert seen == [2, 2]
+    assert seen == [2, 2, 2]  # the grid's two runs and the one `auxlab tune` run
     assert "2 torch thread(s)" in (tmp_path / "report.html").read_text()
 
 

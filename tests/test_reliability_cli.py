@@ -292,7 +292,7 @@ def test_ctrl_c_in_the_demo_keeps_its_runs_in_its_folder(
     monkeypatch.setattr(auxlab.demo, "_tweets", lambda *a: None)
     monkeypatch.setattr(auxlab.demo, "_description", lambda *a: "tiny")
     out = folder / "demo"
-    assert main(["demo", "--out", str(out), "--no-progress"]) == 130
+    assert main(["demo", "--out", str(out), "--no-progress", "--no-tune"]) == 130
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert "kept in" in err[0]
@@ -300,18 +300,20 @@ def test_ctrl_c_in_the_demo_keeps_its_runs_in_its_folder(
     assert (out / "runs.log").exists()
     args = dict(config.builder_args)
     config.builder_args = {**args, "log": str(folder / "other.txt")}
-    assert main(["demo", "--out", str(out), "--no-progress"]) == 2  # other settings: refused
+    assert (
+        main(["demo", "--out", str(out), "--no-progress", "--no-tune"]) == 2
+    )  # other settings: refused
     assert "pass --overwrite to start over" in capsys.readouterr().err
     config.builder_args = args
     flag.unlink()  # a rerun resumes
-    assert main(["demo", "--out", str(out), "--no-progress"]) == 0
+    assert main(["demo", "--out", str(out), "--no-progress", "--no-tune"]) == 0
     built = _built(log)
     assert built[:2] == [0, 1]
     assert sorted(built[2:]) == [0, 1, 1]
     assert (out / "report.html").exists()
     assert (out / "runs.log").exists()
     capsys.readouterr()
-    assert main(["demo", "--out", str(out), "--no-progress"]) == 2  # finished: refused
+    assert main(["demo", "--out", str(out), "--no-progress", "--no-tune"]) == 2  # finished: refused
     assert "--overwrite" in capsys.readouterr().err
 
 

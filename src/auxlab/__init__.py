@@ -9,13 +9,16 @@ loop built on the same pieces.
 from auxlab import diagnostics, schedules, weighting
 from auxlab._errors import NonFiniteLossError, TaskMismatchError
 from auxlab._optional import MissingDependencyError
+from auxlab._tune import TuneResult, tune
 from auxlab.balancer import Balancer, StepRecord
 from auxlab.objective import Losses, Objective
 from auxlab.train import (
     ArrayLoader,
+    ForkMergeResult,
     History,
     evaluate,
     fit,
+    forkmerge,
     load_checkpoint,
     make_optimizer,
     predict,
@@ -30,6 +33,7 @@ __all__ = [
     "Balancer",
     "EqualWeighting",
     "FixedWeights",
+    "ForkMergeResult",
     "History",
     "Losses",
     "MissingDependencyError",
@@ -37,15 +41,18 @@ __all__ = [
     "Objective",
     "StepRecord",
     "TaskMismatchError",
+    "TuneResult",
     "__version__",
     "diagnostics",
     "evaluate",
     "fit",
+    "forkmerge",
     "load_checkpoint",
     "make_optimizer",
     "predict",
     "scheduled",
     "schedules",
     "train_step",
+    "tune",
     "weighting",
 ]

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from auxlab import __version__
 from auxlab._argtypes import positive_int
@@ -15,7 +16,8 @@ __all__ = ["add_threads_argument", "announce_threads", "main"]
 
 #: Commands whose thread choice is known from their command line alone; ``main`` sets and
 #: prints it (:func:`auxlab._threads.announce_threads`) before running them. ``auxlab
-#: online`` and ``auxlab study`` (whose TOML may set ``threads``) do it in their own ``run``.
+#: online``, ``auxlab study`` and ``auxlab tune`` (whose TOML may set ``threads``) do it in
+#: their own ``run``.
 _THREADS_FROM_ARGS = ("demo", "rl")
 
 
@@ -26,6 +28,16 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         help="torch's intra-op threads (default: OMP_NUM_THREADS if set, else 1)",
     )
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return v
 
 
 def _weights(text: str) -> tuple[float, ...]:
@@ -68,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=positive_int, help="epochs per run")
     demo.add_argument("--no-progress", action="store_true", help="no line per finished run")
     demo.add_argument(
+        "--no-tune",
+        action="store_true",
+        help="skip the one-run `auxlab tune` shown beside the grid",
+    )
+    demo.add_argument(
         "--overwrite",
         action="store_true",
         help="start over in an --out that holds results (default: refuse; a folder with only "
@@ -82,9 +99,125 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_strategies_parser(sub)
     add_study_parser(sub)
+    _add_tune_parser(sub)
     add_online_parser(sub)
     add_rl_parser(sub)
     return parser
+
+
+def _add_tune_parser(sub: Any) -> None:
+    from auxlab._tune import DEFAULT_METHOD, METHODS
+
+    tune = sub.add_parser(
+        "tune",
+        help="learn the auxiliary weight in one run, beside weight 0",
+        description=(
+            "Learn the auxiliary weights of a builder's problem (module:function) or a study "
+            "TOML in one run, train weight 0 with the same seed beside it, and print the "
+            "learned weight as a fixed weight and as a RelativeWeights share, its trajectory "
+            "and the validation metric of both runs. --verify N trains N fresh seeds at "
+            "weight 0 and at the learned weight held fixed and compares them seed by seed. "
+            "See docs/tune.md."
+        ),
+    )
+    tune.add_argument("target", metavar="BUILDER_OR_TOML", help="module:function, or a TOML")
+    tune.add_argument(
+        "--method",
+        default=DEFAULT_METHOD,
+        help=f"how the weights are learned: {', '.join(METHODS)} (default: %(default)s)",
+    )
+    tune.add_argument("--seed", type=_nonneg_int, default=0, help="seed (default: %(default)s)")
+    tune.add_argument("--epochs", type=positive_int, help="epochs (default: the TOML's, else 5)")
+    tune.add_argument(
+        "--verify",
+        type=_nonneg_int,
+        default=0,
+        metavar="N",
+        help="train N fresh seeds at weight 0 and at the learned weight, fixed; compare them",
+    )
+    tune.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a builder argument, e.g. --set n=512 (repeatable; values read as TOML, else text)",
+    )
+    tune.add_argument("--json", type=Path, help="write one flat record per run here")
+    tune.add_argument("--out", type=Path, help="also write summary.txt and tune.json here")
+    tune.add_argument("--quiet", action="store_true", help="no line per run on stderr")
+    add_threads_argument(tune)
+
+
+def _builder_args(items: Sequence[str]) -> dict[str, Any]:
+    """``["n=512", "name=x"]`` -> ``{"n": 512, "name": "x"}``; values are read as TOML."""
+    import tomllib
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise ValueError(f"--set expects KEY=VALUE with KEY a Python name, got {item!r}")
+        text = text.strip()
+        if text.lower() == "none":
+            out[key] = None
+            continue
+        try:
+            out[key] = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key] = text
+    return out
+
+
+def _run_tune(args: argparse.Namespace) -> int:
+    import json
+
+    from auxlab._outdir import OutputError, check_out_file
+    from auxlab._tune import TuneError, _check_method, tune
+    from auxlab.study import ConfigError
+
+    try:
+        _check_method(args.method)  # before the first line: a typo is found at once
+        builder_args = _builder_args(args.set)
+        threads = args.threads
+        is_toml = args.target.endswith(".toml") or Path(args.target).is_file()
+        if is_toml and not Path(args.target).is_file():
+            raise TuneError(f"the study TOML {args.target} does not exist (or is not a file)")
+        if threads is None and is_toml:
+            from auxlab.study import load_config
+
+            threads = load_config(args.target).threads
+        if args.json:
+            check_out_file(args.json, "--json")
+        if args.out:
+            check_out_file(args.out / "tune.json", "--out")
+    except (TuneError, ConfigError, OutputError, ValueError) as exc:
+        print(f"auxlab tune: {exc}", file=sys.stderr)
+        return 2
+    announce_threads(threads)
+    try:
+        result = tune(
+            args.target,
+            seed=args.seed,
+            builder_args=builder_args,
+            epochs=args.epochs,
+            method=args.method,
+            verify=args.verify,
+            threads=threads,
+            progress=not args.quiet,
+        )
+    except (TuneError, ConfigError) as exc:
+        print(f"auxlab tune: {exc}", file=sys.stderr)
+        return 2
+    text = result.summary()
+    print(text)
+    records = json.dumps(result.records(), indent=1)
+    if args.json:
+        args.json.write_text(records)
+    if args.out:
+        (args.out / "summary.txt").write_text(text + "\n")
+        (args.out / "tune.json").write_text(records)
+    return 0
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -98,6 +231,8 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     cfg = DemoConfig.quick() if args.quick else DemoConfig()
     cfg.threads = args.threads
+    if args.no_tune:
+        cfg.tune = None
     if args.weights is not None:
         cfg.weights = args.weights
     if args.seeds is not None:
@@ -124,6 +259,8 @@ def _run_demo(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return interrupted("auxlab demo", runs if Path(runs).exists() else None)
     print(result["recommendation"])
+    if result.get("tune"):
+        print("\n" + result["tune"])
     print(f"\nReport: {result['report']} ({result['seconds']:.0f} s)")
     from auxlab.study._cli import outcome
 
@@ -170,6 +307,8 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return run_study(args)
     if args.command == "demo":
         return _run_demo(args)
+    if args.command == "tune":
+        return _run_tune(args)
     parser.error(f"unknown command {args.command!r}")
     return 2  # pragma: no cover
 

@@ -125,6 +125,9 @@ class DemoConfig:
         every: Diagnostics (gradient share, alignment, gradient flow) every ``every`` steps.
         threads: torch's intra-op threads during the runs (``None``: ``OMP_NUM_THREADS`` if
             set, else 1; see :mod:`auxlab._threads`).
+        tune: After the grid, learn the weight in one run with this :func:`auxlab.tune`
+            method (``"default"``: tune's default), seed ``seeds[0]``, and show it beside the
+            grid's recommendation; ``None``: skip it.
     """
 
     weights: tuple[float, ...] = (0.0, 0.2, 1.0)
@@ -139,6 +142,7 @@ class DemoConfig:
     metric: str = "auc"
     every: int = 25
     threads: int | None = None
+    tune: str | None = "default"
 
     @classmethod
     def quick(cls) -> DemoConfig:
@@ -303,11 +307,79 @@ def run_demo(
     # the caller's count back afterwards.
     study.run()
     text, paths = write_outputs(study, Path(out), keep=_KEEP)
+    tune_text = None
+    if cfg.tune is not None:
+        tune_text = tune_beside_grid(study, cfg)
+        (Path(out) / "tune.txt").write_text(tune_text + "\n", encoding="utf-8")
     seconds = time.perf_counter() - start
     return {
         "report": paths["report"],
         "recommendation": text,
+        "tune": tune_text,
         "study": study,
         "seconds": seconds,
         "runs": runs,
     }
+
+
+def tune_beside_grid(study: Study, cfg: DemoConfig) -> str:
+    """One :func:`auxlab.tune` learning run on the demo's data, in words, beside the grid.
+
+    Weight 0 is not trained again: the grid's run at weight 0 with the same seed is the
+    comparison (the same builder, seed and epochs; its time includes the diagnostics).
+    """
+    from auxlab._threads import configure_threads
+    from auxlab._tune import DEFAULT_METHOD, learn_weights
+
+    method = DEFAULT_METHOD if cfg.tune == "default" else str(cfg.tune)
+    seed = cfg.seeds[0]
+    sc = study.config
+    before = torch.get_num_threads()
+    configure_threads(cfg.threads)
+    try:
+        got = learn_weights(
+            sc.builder,
+            seed=seed,
+            builder_args=sc.builder_args,
+            epochs=sc.epochs,
+            method=method,
+            monitor=f"val_main_{cfg.metric}" if cfg.metric != "loss" else "val_loss_main",
+        )
+    finally:
+        torch.set_num_threads(before)
+    zero = [
+        r
+        for r in study.results()
+        if r.get("state") == "COMPLETE" and r.get("weight") == 0.0 and r.get("seed") == seed
+    ]
+    aux = {t: w for t, w in got["weights"].items() if t != "main"}
+    shown = ", ".join(f"'{t}': {w:.3g}" for t, w in aux.items())
+    lines = [
+        f"Learned in one run instead (auxlab tune, method {method}, seed {seed}, "
+        f"{sc.epochs} epoch(s), {got['seconds']:.0f} s): FixedWeights({{'main': 1, {shown}}})",
+    ]
+    if got["shares"]:
+        share = ", ".join(f"'{t}': {v:.3g}" for t, v in got["shares"].items())
+        lines.append(f"  as a share of the main gradient: RelativeWeights({{{share}}})")
+    traj = " ".join(f"{ep.get('aux', float('nan')):.3g}" for ep in got["trajectory"])
+    lines.append(f"  trajectory of 'aux' per epoch: {traj}")
+    name = f"validation {cfg.metric}"
+    if zero:
+        z = zero[0]
+        lines.append(
+            f"  {name} {got['val_metric']:.4f} vs {float(z['value']):.4f} for the grid's weight-0 "
+            f"run of seed {seed} ({got['val_metric'] - float(z['value']):+.4f}); its time was "
+            f"{float(z['seconds']):.0f} s with diagnostics"
+        )
+        if got["test_metric"] is not None and z.get("test") is not None:
+            lines.append(
+                f"  test {cfg.metric} (scored once): {got['test_metric']:.4f} vs "
+                f"{float(z['test']):.4f}"
+            )
+    else:
+        lines.append(f"  {name} {got['val_metric']:.4f} (the grid has no weight-0 run to compare)")
+    lines.append(
+        "  One run and one seed: `auxlab tune auxlab.demo:headline --verify N` compares the "
+        "learned weight with weight 0 over N seeds; the grid above compares over seeds already."
+    )
+    return "\n".join(lines)
