@@ -5,8 +5,9 @@
 
 For each learner, a small grid of candidate settings (the old default and one-factor
 changes of it: learning rate, hedge discount β, depth, width, dropout) runs on every set of
-the pool (``online_generalisation.load_pool``) under the seeded protocol at p = .5: seed
-``s`` shuffles the stream, draws the availability mask and initialises the learner; the
+the pool (``auxlab.datasets.binary_pool()``, the sets that load here) under the seeded
+protocol at p = .5 (``load_binary_stream(protocol="seeded")``): seed ``s`` draws the
+stream's order and availability mask and initialises the learner; the
 streams are capped at their first ``--rows`` rows (3000) after the shuffle, to keep the
 selection within the 2-core budget. A candidate's score on a set is its balanced accuracy
 averaged over the seeds; its rank on a set is 1 for the best (ties share the mean rank).
@@ -74,6 +75,17 @@ def make(learner: str, config: dict[str, Any], seed: int, d: int) -> Any:
     return AuxNet(base_features=2, seed=seed, **config)
 
 
+def usable(s: Any, p: float) -> bool:
+    """Whether the learners take the set (text features need the online one-hot)."""
+    X, y, mask = protocol_arrays(s, "seeded", 0, p, 50)
+    try:
+        HedgeBackprop(n_layers=1, n_units=2).learn_predict_stream(X, y, mask)
+    except (TypeError, ValueError) as exc:
+        print(f"{s.name}: left out of the selection ({str(exc).splitlines()[0]})", flush=True)
+        return False
+    return True
+
+
 def ranks(scores_by_set: np.ndarray) -> np.ndarray:
     """(sets, candidates) scores -> ranks per set, 1 = best, ties share the mean rank."""
     from scipy.stats import rankdata
@@ -105,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         rows, n_seeds, learners = 600, 1, ["HedgeBackprop"]
         grids = {"HedgeBackprop": GRIDS["HedgeBackprop"][:3]}
-    pool = load_pool(args.data or default_data(), args.datasets)
+    pool = load_pool(args.data or default_data(), args.datasets, args.p)
+    pool = [s for s in pool if usable(s, args.p)]
     names = [s.name for s in pool]
     records: list[dict[str, Any]] = []
     for learner in learners:

@@ -9,10 +9,14 @@ leave-one-data-set-out on the *other* sets (``benchmarks/online_defaults.py``; t
 (``HedgeEnsemble``, the default learner), the ensemble's logistic member (class-balanced)
 and the reference ``OnlineLogistic``. Two protocols:
 
-* ``seeded``: seed ``s`` (0 .. seeds-1) shuffles the stream, draws the availability mask
-  (variable p) and initialises the learners;
+* ``seeded``: seed ``s`` (0 .. seeds-1) draws the stream's order and its availability mask
+  (variable p; ``auxlab.datasets.load_binary_stream(protocol="seeded")``) and initialises
+  the learners;
 * ``published``: the review's fixed protocol, one order (shuffle seed 2023) and one mask
   (seed 2023), learners seeded ``0 .. seeds-1``.
+
+The pool is ``auxlab.datasets.binary_pool()`` (the sets that load on this machine); the
+best published number of a set comes with its pool entry.
 
 The ensemble's run is computed from its members' runs by ``hedge_mixture``: the same numbers
 as ``HedgeEnsemble.learn_predict_stream`` (tested), without running the members twice; its
@@ -48,31 +52,18 @@ from auxlab.online import (
     summarise,
 )
 
-PUBLISHED_SEED = 2023  # the review's shuffle and mask seed
 REFERENCE = "OnlineLogistic"
 MEMBER_LOGISTIC = "OnlineLogistic(balanced)"
 DEEP = "HedgeBackprop"
 DEFAULT = "HedgeEnsemble"
 
-# Best published balanced accuracy at p = .5 (variable p, no base feature), with its source.
-BEST_PUBLISHED: dict[str, tuple[float, str]] = {
-    "german": (57.09, "OVFM, review 2024 Table VI"),
-    "ipd": (88.10, "OVFM, review 2024 Table VI"),
-    "svmguide3": (58.13, "OVFM, review 2024 Table VI"),
-    "magic04": (67.09, "HI2, arXiv 2504.02912 Table II"),
-    "a8a": (68.57, "OVFM, review 2024 Table VI"),
-    "wbc": (93.05, "DynFo, review 2024 Table VII"),
-}
-
-
 @dataclass
 class Stream:
-    """One data set of the pool: arrays, and the best published number where one exists."""
+    """One data set of the pool, and the best published number at the run's p, if any."""
 
     name: str
-    X: np.ndarray
-    y: np.ndarray
     published: tuple[float, str] | None = None
+    root: Path | None = None
 
 
 def default_data() -> Path:
@@ -82,49 +73,28 @@ def default_data() -> Path:
     return Path(__file__).resolve().parents[2] / "shared" / "data" / "haphazard"
 
 
-def load_pool(root: Path, only: list[str] | None = None) -> list[Stream]:
-    """The pool: the eight shared sets, river's three binary streams, and further sets."""
-    from auxlab.datasets._haphazard import HAPHAZARD_DATASETS, load_haphazard
-    from auxlab.datasets._river import RIVER_STREAMS, river_stream
+def load_pool(root: Path, only: list[str] | None = None, p: float = 0.5) -> list[Stream]:
+    """The pool's data sets that load here (``auxlab.datasets.binary_pool``), by name."""
+    from auxlab.datasets._pool import binary_pool
 
-    out: list[Stream] = []
-    for name in HAPHAZARD_DATASETS:
-        if only and name not in only:
-            continue
-        data = load_haphazard(name, root=root, german_rows=959 if name == "german" else 1000)
-        out.append(Stream(name, data.X, data.y, BEST_PUBLISHED.get(name)))
-    for name in RIVER_STREAMS:
-        if only and name not in only:
-            continue
-        data = river_stream(name)
-        out.append(Stream(name, data.X, data.y, BEST_PUBLISHED.get(name)))
-    out.extend(_extra_pool(only))
-    return out
-
-
-def _extra_pool(only: list[str] | None) -> list[Stream]:
-    """Further binary sets (the UCI sets of Debian's r-cran-mlbench), where installed."""
-    try:
-        from auxlab.datasets import _pool  # type: ignore[attr-defined]
-    except ImportError:
-        return []
     out = []
-    for entry in _pool.extra_streams():  # pragma: no cover - depends on the machine
-        if only and entry.name not in only:
+    for entry in binary_pool(only, data_dir=root):
+        if not entry.available:
+            print(f"{entry.name}: not available here, skipped", file=sys.stderr)
             continue
-        out.append(Stream(entry.name, entry.X, entry.y, getattr(entry, "published", None)))
+        out.append(Stream(entry.name, entry.best_published_at(p), root))
     return out
 
 
 def protocol_arrays(
     s: Stream, protocol: str, seed: int, p: float, rows: int | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Order and mask of one run: seeded by ``seed``, or the published fixed ones."""
-    key = seed if protocol == "seeded" else PUBLISHED_SEED
-    order = np.random.default_rng(key).permutation(len(s.y))
-    X, y = s.X[order][:rows], s.y[order][:rows]
-    mask = haphazard_mask("variable_p", len(y), X.shape[1], p=p, seed=key, X=X)
-    return X, y, mask
+    """Order and mask of one run (``load_binary_stream``): seeded by ``seed``, or the
+    published fixed ones; the first ``rows`` rows."""
+    from auxlab.datasets._pool import load_binary_stream
+
+    st = load_binary_stream(s.name, p=p, seed=seed, protocol=protocol, data_dir=s.root)
+    return st.X[:rows], st.y[:rows], st.mask[:rows]
 
 
 def run_stream(model: Any, X: np.ndarray, y: np.ndarray, mask: np.ndarray) -> tuple[Any, float]:
@@ -270,14 +240,18 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     rows = 1500 if args.quick and args.rows is None else args.rows
     seeds = list(range(2 if args.quick else args.seeds))
-    pool = load_pool(args.data or default_data(), args.datasets)
+    pool = load_pool(args.data or default_data(), args.datasets, args.p)
     folds = fold_defaults(args.defaults, [s.name for s in pool])
     records: list[dict[str, Any]] = []
     start = time.perf_counter()
     for s in pool:
         config, src = folds[s.name]
         t0 = time.perf_counter()
-        recs = run_set(s, config, src, seeds, args.p, rows, args.protocols)
+        try:
+            recs = run_set(s, config, src, seeds, args.p, rows, args.protocols)
+        except (TypeError, ValueError) as exc:  # e.g. text features the learners refuse
+            print(f"{s.name}: skipped ({str(exc).splitlines()[0]})", flush=True)
+            continue
         for r in recs:
             r["published"] = list(s.published) if s.published else None
         records.extend(recs)
