@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from online_generalisation import default_data, load_pool, protocol_arrays, run_stream, scores
 
 from auxlab.online import AuxDrop, AuxNet, HedgeBackprop
+from online_generalisation import default_data, load_pool, protocol_arrays, run_stream, scores
 
 # The old defaults (before this selection): HedgeBackprop 6 x 50, AuxNet 5 + 5 x 50, AuxDrop
 # 6 x 50 with dropout 0.3; every one AdaGrad at lr 0.05 and hedge discount beta 0.9.

@@ -47,7 +47,6 @@ from auxlab.online import (
     HedgeBackprop,
     OnlineLogistic,
     classification_metrics,
-    haphazard_mask,
     hedge_mixture,
     summarise,
 )
@@ -56,6 +55,7 @@ REFERENCE = "OnlineLogistic"
 MEMBER_LOGISTIC = "OnlineLogistic(balanced)"
 DEEP = "HedgeBackprop"
 DEFAULT = "HedgeEnsemble"
+
 
 @dataclass
 class Stream:
@@ -259,8 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - start
     args.json.write_text(json.dumps(records, indent=1))
     for protocol in args.protocols:
-        print(f"\nprotocol {protocol}: balanced accuracy % at p = {args.p}, mean ± sd over "
-              f"seeds {seeds[0]}-{seeds[-1]}")
+        print(
+            f"\nprotocol {protocol}: balanced accuracy % at p = {args.p}, mean ± sd over "
+            f"seeds {seeds[0]}-{seeds[-1]}"
+        )
         print("\n".join(table(records, protocol)))
     print(f"\nwhole pool: {wall:.0f} s wall ({len(pool)} sets, rows cap {rows})", file=sys.stderr)
     return 0

@@ -6,8 +6,9 @@
 With no argument it runs the default learner (``HedgeEnsemble``, the hedge over
 ``HedgeBackprop`` and the class-balanced ``OnlineLogistic``) beside its two members and the
 reference ``OnlineLogistic`` on river's Phishing stream (shipped with river, the ``online``
-extra), 3 seeds, in a few seconds; ``--learner auxnet auxdrop`` adds the other deep learners. The benchmark sets of the haphazard-input
-papers (german, ipd, ...) are not shipped: ``--data DIR`` names their folder.
+extra), 3 seeds, in a few seconds; ``--learner auxnet auxdrop`` adds the other deep
+learners. The benchmark sets of the haphazard-input papers (german, ipd, ...) are not
+shipped: ``--data DIR`` names their folder.
 
 The stream follows the 2024 review's protocol, for river's streams as for the benchmark sets:
 the data shuffled once (seed 2023), each feature present with probability ``p`` (mask seed
@@ -47,7 +48,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="progressive evaluation of online learners on a haphazard stream",
         description=(
             "Test-then-train online learners (the default HedgeEnsemble, ODL/HBP, Aux-Net, "
-            "Aux-Drop and the logistic reference) on a stream whose features are each present with probability p, and "
+            "Aux-Drop and the logistic reference) on a stream whose features are each "
+            "present with probability p, and "
             "print their balanced accuracy and AUROC next to the majority-class baseline. "
             f"River's streams ({', '.join(RIVER_STREAMS)}) come with the 'online' extra; the "
             f"benchmark sets ({', '.join(HAPHAZARD_DATASETS)}) need --data DIR or "

@@ -102,8 +102,10 @@ def hedge_mixture(
 
 
 class HedgeEnsemble(OnlineClassifier):
-    """A hedge over online learners: every member learns from every instance, the prediction
-    is the hedge-weighted mixture of the members' probabilities (auxlab's default learner).
+    """A hedge over online learners, auxlab's default learner.
+
+    Every member learns from every instance; the prediction is the hedge-weighted mixture of
+    the members' probabilities.
 
     Default members: :class:`HedgeBackprop` (its default settings) and
     :class:`OnlineLogistic` with the class-balanced loss, the objective of the deep learners'
