@@ -111,7 +111,8 @@ def test_array_path_takes_boolean_and_float_01_labels():
 
 # -- feature values -----------------------------------------------------------------------------
 
-BROKEN = [float("inf"), -float("inf"), 1e300, 10 * MAX_ABS_VALUE, "abc", "1.5", [1.0, 2.0], {}]
+# Text is no longer broken: it is a category (issue 18; tests/test_online_categorical.py).
+BROKEN = [float("inf"), -float("inf"), 1e300, 10 * MAX_ABS_VALUE, b"1.5", [1.0, 2.0], {}]
 
 
 @pytest.mark.parametrize("name", sorted(LEARNERS))
@@ -201,14 +202,19 @@ def test_array_path_nan_is_missing_whatever_the_mask():
     )
 
 
-def test_array_path_refuses_text_naming_the_column():
+def test_array_path_takes_text_as_categories_but_refuses_broken_objects():
+    # Issue 15 refused text here; issue 18 one-hot encodes it (test_online_categorical.py).
     X, y = _stream()
     Xo = X.astype(object)
     Xo[3, 2] = "abc"
-    with pytest.raises(ValueError, match=r"X holds text \('abc' in column 'c', row 3\)"):
+    p = OnlineLogistic().learn_predict_stream(Xo, y, feature_names=["a", "b", "c"])
+    assert np.isfinite(p).all()
+    Xo[5, 1] = [1.0]
+    with pytest.raises(ValueError, match=r"feature 'b' has the value \[1.0\]"):
         OnlineLogistic().learn_predict_stream(Xo, y, feature_names=["a", "b", "c"])
-    with pytest.raises(ValueError, match=r"X holds text"):
-        OnlineLogistic().learn_predict_stream(X.astype(str), y)
+    Xo[5, 1] = b"1.5"
+    with pytest.raises(ValueError, match=r"feature 'b' has the value b'1.5' \(bytes\)"):
+        OnlineLogistic().learn_predict_stream(Xo, y, feature_names=["a", "b", "c"])
 
 
 @pytest.mark.parametrize(

@@ -94,6 +94,15 @@ def test_pool_entry_matches_its_data(name):
     if data.X.dtype == object:
         text_cols = sum(any(isinstance(v, str) for v in data.X[:, j]) for j in range(data.d))
     assert text_cols == e.categorical
+    if data.X.dtype == object:  # numbers plus the categories of the text columns
+        inputs = 0
+        for j in range(data.d):
+            col = [v for v in data.X[:, j] if v is not None and v == v]
+            inputs += len({v for v in col if isinstance(v, str)})
+            inputs += any(not isinstance(v, str) for v in col)
+    else:
+        inputs = int((~np.isnan(data.X)).any(axis=0).sum())
+    assert inputs == e.inputs
     assert set(np.unique(data.y)) <= {0, 1}
 
 
@@ -205,3 +214,14 @@ def test_rdata_reader_refuses_damaged_files(tmp_path):
         read_rda_frame(src, "Glass")
     assert isinstance(RDataError("x"), ValueError)
     assert issubclass(MissingMlbench, HaphazardDataError)
+
+
+@needs_river
+def test_parsed_files_are_kept_but_callers_get_their_own_arrays():
+    a = load_binary("phishing")
+    a.X[:] = 0.0  # the caller's copy: the next load is untouched
+    b = load_binary("phishing")
+    assert b.X.any()
+    s = load_binary_stream("phishing")
+    assert s.X.flags.writeable
+    assert not np.shares_memory(s.X, b.X)

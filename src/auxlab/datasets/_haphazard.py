@@ -57,7 +57,9 @@ class HaphazardData:
 
     Attributes:
         name: The data set's name.
-        X: ``(n, d)`` float64 features; NaN where a value is missing in the file (wbc).
+        X: ``(n, d)`` float64 features; NaN where a value is missing in the file (wbc). The
+            mlbench sets with text features (:mod:`auxlab.datasets._mlbench`) have an object
+            array of numbers and text instead, ``None`` where a value is missing.
         y: ``(n,)`` int64 labels in {0, 1}.
         feature_names: The ``d`` column names.
     """

@@ -29,6 +29,7 @@ Protocols (``protocol=``):
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from collections.abc import Iterable, Mapping
@@ -51,6 +52,7 @@ __all__ = [
     "binary_pool",
     "load_binary",
     "load_binary_stream",
+    "missing_cells",
 ]
 
 #: The seed of the published protocol (the review's shuffle and mask).
@@ -79,6 +81,8 @@ class PoolEntry:
             one.
         duplicate_of: The pool set with the same rows, if any.
         available: Whether it loads here (data folder, river, mlbench installed).
+        inputs: The learners' inputs once the text features are one-hot encoded (numbers
+            plus categories): size a learner's capacity (``AuxDrop(aux_units=...)``) by it.
     """
 
     name: str
@@ -93,6 +97,11 @@ class PoolEntry:
     )
     duplicate_of: str | None = None
     available: bool = False
+    inputs: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.inputs:
+            object.__setattr__(self, "inputs", self.features)
 
     @property
     def positive_rate(self) -> float:
@@ -153,7 +162,7 @@ _ENTRIES: tuple[PoolEntry, ...] = (
     PoolEntry(
         "house_votes84", "mlbench",
         "UCI Congressional Voting Records 1984 (mlbench), y/n text: republican", 435, 16, 16,
-        168,
+        168, inputs=32,
     ),
     PoolEntry(
         "glass_window", "mlbench",
@@ -163,12 +172,12 @@ _ENTRIES: tuple[PoolEntry, ...] = (
     PoolEntry(
         "dna", "mlbench",
         "StatLog DNA splice junctions (mlbench), 0/1 text: no junction (n) vs a junction "
-        "(ei or ie), our reduction of the 3 classes", 3186, 180, 180, 1654,
+        "(ei or ie), our reduction of the 3 classes", 3186, 180, 180, 1654, inputs=360,
     ),
     PoolEntry(
         "breast_cancer", "mlbench",
         "UCI Breast Cancer Wisconsin (mlbench), levels 1-10 as text: malignant", 699, 9, 9, 241,
-        duplicate_of="wbc",
+        duplicate_of="wbc", inputs=89,
     ),
     PoolEntry(
         "pima", "mlbench", "Pima Indians Diabetes (mlbench): pos", 768, 8, 0, 268,
@@ -177,7 +186,7 @@ _ENTRIES: tuple[PoolEntry, ...] = (
     PoolEntry(
         "ionosphere_r", "mlbench",
         "UCI Ionosphere (mlbench), columns 1-2 as R factors (2 constant): good", 351, 34, 2,
-        225, duplicate_of="ionosphere",
+        225, duplicate_of="ionosphere", inputs=35,
     ),
 )  # fmt: skip
 
@@ -249,15 +258,41 @@ def load_binary(
 
     ``X`` is float64 (NaN where missing), or an object array when the set has text features
     (``None`` where missing). Raises as the underlying loader does (a missing data folder,
-    river or mlbench: the message says how to get it).
+    river or mlbench: the message says how to get it). The parsed files are kept in memory
+    (a few of them, by name and folder), so a run over seeds and ``p`` parses each once;
+    the arrays returned are the caller's own copies.
     """
+    data = _parsed(*_source(name, data_dir, german_rows))
+    return HaphazardData(data.name, data.X.copy(), data.y.copy(), data.feature_names)
+
+
+def _source(
+    name: str, data_dir: str | os.PathLike[str] | None, german_rows: int
+) -> tuple[str, str | None, int]:
+    """The cache key: the name, the folder the files come from, german's rows."""
     entry = POOL[_key(name)]
     if entry.origin == "shared":
-        return load_haphazard(entry.name, root=data_dir, german_rows=german_rows)
-    if entry.origin == "river":
-        data = river_stream(entry.name)
-        return HaphazardData(entry.name, data.X, data.y, data.feature_names)
-    return load_mlbench(entry.name)
+        root = _shared_root(data_dir)
+        return entry.name, None if root is None else str(root.resolve()), german_rows
+    if entry.origin == "mlbench":
+        return entry.name, str(mlbench_folder().resolve()), 0
+    return entry.name, None, 0
+
+
+@functools.lru_cache(maxsize=32)  # the whole pool, ~50 MB
+def _parsed(name: str, root: str | None, german_rows: int) -> HaphazardData:
+    """A data set as read from its files, with read-only arrays (shared by the cache)."""
+    origin = POOL[name].origin
+    if origin == "shared":
+        data = load_haphazard(name, root=root, german_rows=german_rows)
+    elif origin == "river":
+        raw = river_stream(name)
+        data = HaphazardData(name, raw.X, raw.y, raw.feature_names)
+    else:
+        data = load_mlbench(name, root=root)
+    data.X.flags.writeable = False
+    data.y.flags.writeable = False
+    return data
 
 
 @dataclass(frozen=True, eq=False)
@@ -303,7 +338,8 @@ class BinaryStream:
         return int(self.X.shape[1])
 
 
-def _missing(X: np.ndarray) -> np.ndarray:
+def missing_cells(X: np.ndarray) -> np.ndarray:
+    """Where ``X`` (float, or object with text) has no value: NaN or ``None``."""
     if X.dtype != object:
         return np.isnan(X)
     return np.vectorize(lambda v: v is None or (isinstance(v, float) and v != v), otypes=[bool])(X)
@@ -367,9 +403,9 @@ def load_binary_stream(
         used = order_seed = mask_seed = PUBLISHED_SEED
         perm_seed = None
     rows = 959 if entry.name == "german" and protocol == "published" else 1000
-    data = load_binary(entry.name, data_dir=data_dir, german_rows=rows).shuffled(order_seed)
+    data = _parsed(*_source(entry.name, data_dir, rows)).shuffled(order_seed)
     n, d = data.X.shape
-    avail = ~_missing(data.X)
+    avail = ~missing_cells(data.X)
     # haphazard_mask takes the data's own missing values as NaN in a float array.
     proxy = np.where(avail, 0.0, np.nan)
     perm = np.arange(d)

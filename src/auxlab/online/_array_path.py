@@ -43,7 +43,10 @@ def learn_predict_stream(
     yy = np.asarray(y)
     if yy.ndim != 1:
         raise ValueError(f"{who}: y must be one label per row, (n,), got shape {yy.shape}")
-    X, m, names = stream_arrays(who, X, mask, feature_names, n_rows=len(yy))
+    # Text columns come back one-hot encoded, given the categories the learner knows.
+    X, m, names = stream_arrays(
+        who, X, mask, feature_names, n_rows=len(yy), known=learner._known_categories
+    )
     n, d = X.shape
     targets = label_indices(who, yy, k).tolist()
     out = torch.empty(n, k)

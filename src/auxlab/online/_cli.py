@@ -8,7 +8,9 @@ With no argument it runs the default learner (``HedgeEnsemble``, the hedge over
 reference ``OnlineLogistic`` on river's Phishing stream (shipped with river, the ``online``
 extra), 3 seeds, in a few seconds; ``--learner auxnet auxdrop`` adds the other deep
 learners. The benchmark sets of the haphazard-input papers (german, ipd, ...) are not
-shipped: ``--data DIR`` names their folder.
+shipped: ``--data DIR`` names their folder. The UCI sets of the R package mlbench (sonar,
+house_votes84, ...; see ``auxlab.datasets.binary_pool``) come with Debian's
+``r-cran-mlbench``.
 
 The stream follows the 2024 review's protocol, for river's streams as for the benchmark sets:
 the data shuffled once (seed 2023), each feature present with probability ``p`` (mask seed
@@ -27,8 +29,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from auxlab._argtypes import positive_int
 from auxlab.datasets._haphazard import ENV_VAR, HAPHAZARD_DATASETS
+from auxlab.datasets._mlbench import MLBENCH_DATASETS
 from auxlab.datasets._river import RIVER_STREAMS
 
 __all__ = ["add_parser", "run"]
@@ -53,13 +58,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "print their balanced accuracy and AUROC next to the majority-class baseline. "
             f"River's streams ({', '.join(RIVER_STREAMS)}) come with the 'online' extra; the "
             f"benchmark sets ({', '.join(HAPHAZARD_DATASETS)}) need --data DIR or "
-            f"{ENV_VAR}."
+            f"{ENV_VAR}; mlbench's ({', '.join(MLBENCH_DATASETS)}) need the Debian package "
+            "r-cran-mlbench."
         ),
     )
     p.add_argument(
         "--dataset",
         default="phishing",
-        choices=(*RIVER_STREAMS, *HAPHAZARD_DATASETS),
+        choices=(*RIVER_STREAMS, *HAPHAZARD_DATASETS, *MLBENCH_DATASETS),
         help="the stream (default: %(default)s, shipped with river)",
     )
     p.add_argument(
@@ -150,10 +156,13 @@ def _no_folder_message(name: str) -> str:
 def _load(args: argparse.Namespace) -> Any:
     """The stream, shuffled by the protocol; raises with a message for the user."""
     from auxlab.datasets._haphazard import load_haphazard
+    from auxlab.datasets._mlbench import load_mlbench
     from auxlab.datasets._river import river_stream
 
     if args.dataset in RIVER_STREAMS:
         data = river_stream(args.dataset)
+    elif args.dataset in MLBENCH_DATASETS:
+        data = load_mlbench(args.dataset)
     else:
         if args.data is None and not os.environ.get(ENV_VAR):
             raise _UserError(_no_folder_message(args.dataset))
@@ -176,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
         MissingHaphazardData,
         data_folder_help,
     )
+    from auxlab.datasets._pool import missing_cells
     from auxlab.online import haphazard_mask, progressive_evaluate
 
     announce_threads(args.threads)
@@ -203,7 +213,9 @@ def run(args: argparse.Namespace) -> int:
         return 1
     X, y = data.X[: args.rows], data.y[: args.rows]
     n, d = X.shape
-    mask = haphazard_mask("variable_p", n, d, p=args.p, seed=PROTOCOL_SEED, X=X)
+    # Text features (mlbench's factors) are categories: the mask sees only what is missing.
+    missing = np.where(missing_cells(X), np.nan, 0.0)
+    mask = haphazard_mask("variable_p", n, d, p=args.p, seed=PROTOCOL_SEED, X=missing)
     print(
         f"{data.name}: {n} rows x {d} features, each present with probability p = {args.p} "
         f"(shuffle and mask seed {PROTOCOL_SEED}); learner {_seeds(args.seeds)}"

@@ -7,6 +7,10 @@
 * **Base features** (Aux-Net, Aux-Drop): given by name, or as a number ``k``: the first ``k``
   features observed become the base features (the review's protocol). A base feature that is
   missing is forward-filled with its last value (0, the mean, before its first value).
+* **Categories.** A text value is a category, one-hot encoded online (see
+  :mod:`auxlab.online._inputs`): ``{"colour": "red"}`` is the input ``OneHot("colour",
+  "red") = 1`` plus a 0 for every other category of ``colour`` learned from before. Each
+  category gets its slot like any feature, the first time it is learned from.
 * **Normalisation** (our default mode only): each feature is z-scored with the mean and
   standard deviation of its values seen *before* this instance (running sums), so a prediction
   and the learning step that follows use the same input; a missing feature enters as 0
@@ -22,7 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from auxlab.online._inputs import feature_value
+from auxlab.online._inputs import OneHot, feature_entry
 
 __all__ = ["FeatureSpace"]
 
@@ -98,6 +102,11 @@ class FeatureSpace:
         self._base_pos: dict[Hashable, int] = {k: i for i, k in enumerate(names)}
         self._slot: dict[Hashable, int] = {}  # auxiliary feature -> slot
         self._ignored: set[Hashable] = set()
+        # Text feature -> its categories learned from (every OneHot key that is known).
+        self._categories: dict[Hashable, list[str]] = {}
+        for k in names:
+            if isinstance(k, OneHot):
+                self._categories.setdefault(k.feature, []).append(k.category)
         self._n_seen = 0  # instances learned from
         # Normaliser and forward fill, float64 (see _zscore for the statistics).
         self._stats = np.zeros((4, 0))  # count, ref, s1, s2 per auxiliary slot
@@ -123,6 +132,11 @@ class FeatureSpace:
     def _register(self, keys: list[Hashable]) -> None:
         """Give slots to features learned from for the first time (``keys`` not known)."""
         keys = sorted(keys, key=_sort_key)
+        for k in keys:
+            if isinstance(k, OneHot) and k not in self._base_names:
+                # (setdefault: a learner pickled before categories existed has no registry)
+                cats = self.__dict__.setdefault("_categories", {})
+                cats.setdefault(k.feature, []).append(k.category)
         new_aux: list[Hashable] = []
         for k in keys:
             if k in self._base_names:
@@ -152,6 +166,10 @@ class FeatureSpace:
 
     def _known(self, k: Hashable) -> bool:
         return k in self._slot or k in self._base_pos or k in self._ignored
+
+    def _known_categories(self, k: Hashable) -> list[str]:
+        """The categories of the text feature ``k`` learned from, in the order first seen."""
+        return getattr(self, "_categories", {}).get(k, [])
 
     def _encode(
         self, xa: np.ndarray, ma: np.ndarray, xb: np.ndarray, mb: np.ndarray
@@ -186,7 +204,11 @@ class FeatureSpace:
         self._n_seen += 1
 
     def _values(self, x: Mapping[Hashable, Any]) -> dict[Hashable, float]:
-        """The present features of ``x`` as floats, checked (see ``auxlab.online._inputs``)."""
+        """The present inputs of ``x`` as floats, checked, text one-hot encoded.
+
+        See :mod:`auxlab.online._inputs`: a text value ``v`` of ``k`` gives
+        ``OneHot(k, v) = 1`` and ``0`` for each other category of ``k`` learned from before.
+        """
         if not hasattr(x, "items"):
             raise TypeError(
                 f"{type(self).__name__}: x must be a dict {{feature: value}} (river's "
@@ -196,8 +218,12 @@ class FeatureSpace:
         who = type(self).__name__
         out: dict[Hashable, float] = {}
         for k, v in x.items():
-            f = feature_value(who, k, v)
-            if f is not None:
+            f = feature_entry(who, k, v)
+            if isinstance(f, str):
+                for c in self._known_categories(k):
+                    out[OneHot(k, c)] = 0.0
+                out[OneHot(k, f)] = 1.0
+            elif f is not None:
                 out[k] = f
         return out
 

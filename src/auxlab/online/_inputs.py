@@ -3,11 +3,17 @@
 Checked before the learner changes, so a refused instance leaves it as it was:
 
 * **Feature values** are numbers (``int``, ``float``, ``bool``, numpy scalars), finite and at
-  most :data:`MAX_ABS_VALUE` in magnitude. A missing value is a missing key, ``None`` or
-  NaN. Text (even ``"1.5"``), lists, ``inf`` and values like ``1e300`` are refused, naming
-  the feature: they are not missing values but broken ones (an unparsed file, a division
-  by zero upstream), and one of them would turn the running statistics or the network's
-  float32 activations into ``inf``/NaN for the rest of the stream.
+  most :data:`MAX_ABS_VALUE` in magnitude, or text (``str``): a category. A missing value is
+  a missing key, ``None`` or NaN. ``inf``, values like ``1e300``, lists and other objects are
+  refused, naming the feature: they are not missing values but broken ones (an unparsed
+  file, a division by zero upstream), and one of them would turn the running statistics or
+  the network's float32 activations into ``inf``/NaN for the rest of the stream.
+* **Categories** are one-hot encoded online, as river's ``OneHotEncoder`` (with its zeros)
+  does: the text value ``v`` of feature ``k`` becomes the input ``OneHot(k, v) = 1``, and
+  every category of ``k`` learned from before becomes an input ``0``. A category seen for
+  the first time is a new feature (an input that was unavailable until then); when ``k``
+  is missing, all its categories are missing. Text is never cast to a number: ``"1.5"`` is
+  a category.
 * **Labels**, with ``n_classes=2``: ``False``/``True`` (river's convention) or the numbers
   0 and 1. Other labels are refused rather than guessed: ``bool(y)`` would make ``"no"``,
   ``"0"``, ``-1`` and ``2`` all positive, and a mapping from two arbitrary values (``-1``/``1``,
@@ -20,18 +26,24 @@ from __future__ import annotations
 import math
 import numbers
 from collections import Counter
-from collections.abc import Hashable, Sequence
-from typing import Any
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
 __all__ = [
     "MAX_ABS_VALUE",
+    "MAX_ONE_HOT_CELLS",
+    "OneHot",
+    "StreamTable",
     "check_arguments",
+    "feature_entry",
     "feature_value",
     "label_index",
     "label_indices",
+    "one_hot_columns",
     "stream_arrays",
+    "stream_table",
 ]
 
 #: The largest magnitude of a feature value the learners take. Beyond 2^53 ≈ 9e15 float64
@@ -40,6 +52,16 @@ __all__ = [
 MAX_ABS_VALUE = 1e15
 
 _MISSING_HINT = "give a missing value as None or NaN, or leave the feature out"
+
+#: The most cells (rows x one-hot columns) the array path lays out for a stream's categories.
+MAX_ONE_HOT_CELLS = 50_000_000
+
+
+class OneHot(NamedTuple):
+    """The input of category ``category`` of the text feature ``feature`` (1 or 0)."""
+
+    feature: Hashable
+    category: str
 
 
 def feature_value(who: str, key: Hashable, v: Any) -> float | None:
@@ -56,7 +78,7 @@ def feature_value(who: str, key: Hashable, v: Any) -> float | None:
     elif isinstance(v, (str, bytes)) or not hasattr(type(v), "__float__"):
         raise ValueError(
             f"{who}: feature {key!r} has the value {v!r} ({type(v).__name__}); the learners "
-            f"take numbers (int, float, bool): convert it, or one-hot encode a category; "
+            f"take numbers (int, float, bool) and text categories (str): convert it; "
             f"{_MISSING_HINT}"
         )
     else:
@@ -75,6 +97,18 @@ def feature_value(who: str, key: Hashable, v: Any) -> float | None:
             f"source; {_MISSING_HINT}"
         )
     return f
+
+
+def feature_entry(who: str, key: Hashable, v: Any) -> float | str | None:
+    """``feature_value``, except that text is a category and comes back as ``str``.
+
+    Example:
+        >>> feature_entry("m", "a", "red"), feature_entry("m", "a", 2)
+        ('red', 2.0)
+    """
+    if isinstance(v, str):
+        return str(v)  # numpy's str_ as the plain str
+    return feature_value(who, key, v)
 
 
 def _label_text(k: int) -> str:
@@ -148,42 +182,75 @@ def _is_label(v: Any, k: int) -> bool:
     return True
 
 
-def _as_float_array(who: str, X: Any, names: Sequence[Hashable] | None) -> np.ndarray:
-    """``X`` as float64; text and objects that are not numbers are refused, by cell."""
+class StreamTable(NamedTuple):
+    """A checked stream: numbers, their availability, the names, and the text cells.
+
+    ``values`` is float64, 0 where no number is present; ``present`` is True where a number
+    is; ``text`` maps the index of each column holding text to an object array of its text
+    per row (``None`` where the row has no text there, or the mask hides it).
+    """
+
+    values: np.ndarray
+    present: np.ndarray
+    names: list[Hashable]
+    text: dict[int, np.ndarray]
+
+
+def _split_cells(
+    who: str, X: Any, names: Sequence[Hashable] | None
+) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """``X`` as float64 (NaN for text and missing cells) and its text cells by column."""
     arr = np.asarray(X)
     if arr.dtype.kind in "biuf":
-        return arr.astype(np.float64, copy=False)
+        return arr.astype(np.float64, copy=False), {}
     if arr.ndim != 2:
-        raise ValueError(f"{who}: X must be (n, d) numbers, got shape {arr.shape}")
+        raise ValueError(f"{who}: X must be (n, d) numbers or text, got shape {arr.shape}")
+    if arr.dtype.kind == "U":  # all text
+        cols = {j: arr[:, j].astype(object) for j in range(arr.shape[1])}
+        return np.full(arr.shape, np.nan), cols
+    n, d = arr.shape
     out = np.empty(arr.shape)
-    for (t, j), v in np.ndenumerate(arr):
+    text: dict[int, np.ndarray] = {}
+    for j in range(d):
+        col = arr[:, j]
+        is_text = np.fromiter((isinstance(v, str) for v in col), dtype=bool, count=n)
+        plain = np.fromiter((isinstance(v, _PLAIN) for v in col), dtype=bool, count=n)
+        # Numbers and None in one conversion (broken numbers are refused later, by cell);
+        # any other object is checked on its own.
+        out[:, j] = np.asarray(
+            [v if ok else np.nan for v, ok in zip(col, plain, strict=True)], dtype=np.float64
+        )
         name = j if names is None or j >= len(names) else names[j]
-        if isinstance(v, (str, bytes)):
-            raise ValueError(
-                f"{who}: X holds text ({str(v)!r} in column {name!r}, row {t}); the learners "
-                f"take numbers: convert the columns first; {_MISSING_HINT}"
-            )
-        f = feature_value(who, name, v)
-        out[t, j] = np.nan if f is None else f
-    return out
+        for t in np.flatnonzero(~plain & ~is_text):
+            f = feature_value(who, name, col[t])
+            out[t, j] = np.nan if f is None else f
+        if is_text.any():
+            text[j] = np.full(n, None, dtype=object)
+            text[j][is_text] = [str(v) for v in col[is_text]]  # numpy's str_ as str
+    return out, text
 
 
-def stream_arrays(
+#: Cell types the array path converts in one go (anything else is checked cell by cell).
+_PLAIN = (float, int, np.floating, np.integer, np.bool_, type(None))
+
+
+def stream_table(
     who: str,
     X: Any,
     mask: Any,
     feature_names: Sequence[Hashable] | None,
     n_rows: int | None = None,
-) -> tuple[np.ndarray, np.ndarray, list[Hashable]]:
-    """Check a stream's arrays; return ``X`` (0 where absent), the availability and the names.
+) -> StreamTable:
+    """Check a stream's arrays; the text cells stay text (see :class:`StreamTable`).
 
-    ``X`` must be ``(n, d)`` numbers; ``mask``, when given, ``(n, d)`` booleans (or 0/1);
-    ``feature_names`` ``d`` distinct names. A NaN in ``X`` is a missing value whatever the
-    mask says (as ``None``/NaN on the dict path). A present value must be finite and at most
-    :data:`MAX_ABS_VALUE` in magnitude; the error names the column and the row.
+    ``X`` must be ``(n, d)`` numbers or text (an object array may mix them, with ``None``
+    or NaN for missing values); ``mask``, when given, ``(n, d)`` booleans (or 0/1);
+    ``feature_names`` ``d`` distinct names. A NaN or ``None`` in ``X`` is a missing value
+    whatever the mask says (as on the dict path). A present number must be finite and at
+    most :data:`MAX_ABS_VALUE` in magnitude; the error names the column and the row.
     """
     names_in = None if feature_names is None else list(feature_names)
-    Xf = _as_float_array(who, X, names_in)
+    Xf, text = _split_cells(who, X, names_in)
     if Xf.ndim != 2:
         raise ValueError(f"{who}: X must be (n, d), got shape {Xf.shape}")
     n, d = Xf.shape
@@ -209,7 +276,10 @@ def stream_arrays(
                 f"{who}: mask must hold True/False (or 0/1), found "
                 f"{_plain(mm[tuple(bad)])!r} at row {bad[0]}, column {names[bad[1]]!r}"
             )
-        present &= mm.astype(bool)
+        shown = mm.astype(bool)
+        present &= shown
+        for j, col in text.items():
+            col[~shown[:, j]] = None
     with np.errstate(invalid="ignore"):
         broken = present & ~(np.abs(Xf) <= MAX_ABS_VALUE)
     if broken.any():
@@ -219,7 +289,79 @@ def stream_arrays(
             f"learners take finite values up to {MAX_ABS_VALUE:.0e} in magnitude: rescale the "
             f"feature or fix the source; mark a missing value NaN or False in the mask"
         )
-    return np.where(present, Xf, 0.0), present, names
+    text = {j: col for j, col in text.items() if any(v is not None for v in col)}
+    return StreamTable(np.where(present, Xf, 0.0), present, names, text)
+
+
+def one_hot_columns(
+    who: str,
+    table: StreamTable,
+    known: Callable[[Hashable], Sequence[str]] = lambda k: (),
+) -> tuple[np.ndarray, np.ndarray, list[Hashable]]:
+    """The stream with its text columns one-hot encoded online: values, availability, names.
+
+    For a text column ``k``, each category ``v`` (those in ``known(k)``, learned from
+    before, then the stream's in order of appearance) gets the column ``OneHot(k, v)``:
+    present on the rows where ``k`` holds text, from the category's first row on (from the
+    start for a known one), 1 where the text is ``v`` and 0 elsewhere; the rows learn, so
+    from its first row on the category is known, as on the dict path.
+    """
+    X, m, names = table.values, table.present, list(table.names)
+    if not table.text:
+        return X, m, names
+    n = X.shape[0]
+    rows = np.arange(n)
+    cols_x, cols_m = [X], [m]
+    for j, col in table.text.items():
+        # Codes in order of appearance, after the categories the learner knows (first -1).
+        index = {str(v): i for i, v in enumerate(known(names[j]))}
+        first = [-1] * len(index)
+        codes = np.empty(n, dtype=np.int64)
+        for t, v in enumerate(col):
+            if v is None:
+                codes[t] = -1
+                continue
+            c = index.setdefault(v, len(index))
+            if c == len(first):
+                first.append(t)
+            codes[t] = c
+        cells = n * (len(names) + len(index))
+        if cells > MAX_ONE_HOT_CELLS:
+            raise ValueError(
+                f"{who}: feature {names[j]!r} holds {len(index)} distinct text values in "
+                f"{n} rows; one-hot encoding them needs {cells:.2g} cells, more than the array "
+                f"path lays out ({MAX_ONE_HOT_CELLS:.0e}). If they are numbers given as text, "
+                f"convert them with float(); else use the dict path (learn_one), or fewer rows"
+            )
+        has = codes >= 0
+        for v, c in index.items():
+            cols_x.append((codes == c).astype(np.float64)[:, None])
+            cols_m.append((has & (rows >= first[c]))[:, None])
+            names.append(OneHot(names[j], v))
+    if len(set(names)) != len(names):
+        dup = sorted(repr(k) for k, c in Counter(names).items() if c > 1)
+        raise ValueError(
+            f"{who}: the one-hot columns of the text features clash with the feature names "
+            f"{', '.join(dup)}: rename those features"
+        )
+    return np.hstack(cols_x), np.hstack(cols_m), names
+
+
+def stream_arrays(
+    who: str,
+    X: Any,
+    mask: Any,
+    feature_names: Sequence[Hashable] | None,
+    n_rows: int | None = None,
+    known: Callable[[Hashable], Sequence[str]] = lambda k: (),
+) -> tuple[np.ndarray, np.ndarray, list[Hashable]]:
+    """Check a stream's arrays; return ``X`` (0 where absent), the availability and the names.
+
+    :func:`stream_table`, then the text columns one-hot encoded (:func:`one_hot_columns`,
+    with the categories ``known(k)`` that the learner has learned from): the columns
+    ``OneHot(k, v)`` follow the original ones.
+    """
+    return one_hot_columns(who, stream_table(who, X, mask, feature_names, n_rows), known)
 
 
 #: Size arguments of the learners: integers >= 1.

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from auxlab.online._inputs import label_indices, stream_arrays
+from auxlab.online._inputs import label_indices, stream_table
 
 __all__ = [
     "MASK_KINDS",
@@ -190,22 +190,26 @@ def iter_dicts(
     y: np.ndarray,
     mask: np.ndarray | None = None,
     feature_names: Sequence[Hashable] | None = None,
-) -> Iterator[tuple[dict[Hashable, float], Any]]:
+) -> Iterator[tuple[dict[Hashable, float | str], Any]]:
     """River-style ``(x, y)`` pairs: ``x`` holds the present features only.
 
-    Binary labels come out as booleans (river's convention), others as ints. The arrays are
-    checked as the array path checks them (shapes, distinct names, finite values up to
-    ``MAX_ABS_VALUE``; labels booleans or class indices >= 0), before the first pair.
+    Binary labels come out as booleans (river's convention), others as ints; text values
+    (categories) stay text. The arrays are checked as the array path checks them (shapes,
+    distinct names, finite values up to ``MAX_ABS_VALUE``; labels booleans or class indices
+    >= 0), before the first pair.
     """
     yy = np.asarray(y)
     if yy.ndim != 1:
         raise ValueError(f"iter_dicts: y must be one label per row, (n,), got shape {yy.shape}")
-    X, m, names = stream_arrays("iter_dicts", X, mask, feature_names, n_rows=len(yy))
+    table = stream_table("iter_dicts", X, mask, feature_names, n_rows=len(yy))
+    X, m, names = table.values, table.present, table.names
     labels = label_indices("iter_dicts", yy, _max_classes(yy))
     binary = bool(labels.size) and int(labels.max()) <= 1
     for t in range(X.shape[0]):
-        cols = np.flatnonzero(m[t])
-        x = {names[j]: float(X[t, j]) for j in cols}
+        x: dict[Hashable, float | str] = {names[j]: float(X[t, j]) for j in np.flatnonzero(m[t])}
+        for j, col in table.text.items():
+            if col[t] is not None:
+                x[names[j]] = col[t]
         yield x, (bool(labels[t]) if binary else int(labels[t]))
 
 
