@@ -173,3 +173,24 @@ def test_library_defaults_are_the_whole_pool_choice_of_the_stored_selection():
         model = classes[name]()
         for key, value in config.items():
             assert effective[name](model, key) == value, (name, key)
+
+
+def test_text_features_reach_every_member_alike():
+    # Text categories are one-hot encoded online by each member; dict path = array path.
+    rng = np.random.default_rng(5)
+    n = 60
+    X = np.empty((n, 2), dtype=object)
+    X[:, 0] = rng.choice(["red", "green", "blue"], size=n)
+    X[:, 1] = rng.normal(size=n)
+    X[rng.random(n) < 0.2, 0] = None
+    y = (X[:, 0] == "red").astype(int)
+    a, b = _small(seed=1), _small(seed=1)
+    arr = a.learn_predict_stream(X, y)
+    rows = []
+    for t in range(n):
+        x = {j: X[t, j] for j in range(2) if X[t, j] is not None}
+        p = b.predict_proba_one(x)
+        rows.append([p[False], p[True]])
+        b.learn_one(x, bool(y[t]))
+    np.testing.assert_allclose(np.array(rows), arr, rtol=0, atol=1e-12)
+    assert arr[-10:, 1][y[-10:] == 1].mean() > 0.5
