@@ -187,9 +187,9 @@ def table(records: list[dict[str, Any]], protocol: str) -> list[str]:
     learners = [DEFAULT, DEEP, MEMBER_LOGISTIC, REFERENCE]
     head = (
         f"| data set | n | {' | '.join(learners)} | best published | max(published, OL) "
-        f"| {DEFAULT} − OL [95 % CI] | {DEFAULT} − max |"
+        f"| {DEFAULT} − OL [95 % CI] | {DEFAULT} − max | {DEFAULT} − {DEEP} [95 % CI] |"
     )
-    lines = [head, "|" + "---|" * (len(learners) + 6)]
+    lines = [head, "|" + "---|" * (len(learners) + 7)]
     for name in names:
         cells = []
         by = {}
@@ -209,18 +209,28 @@ def table(records: list[dict[str, Any]], protocol: str) -> list[str]:
             for a, b in zip(by[DEFAULT], by[REFERENCE], strict=True)
         ]
         mean, lo, hi = paired(diffs)
+        dm, dlo, dhi = paired(
+            [
+                a["balanced_accuracy"] - b["balanced_accuracy"]
+                for a, b in zip(by[DEFAULT], by[DEEP], strict=True)
+            ]
+        )
         ens = summarise([r["balanced_accuracy"] for r in by[DEFAULT]])[0]
         pub_cell = f"{pub[0]:.2f} ({pub[1]})" if pub else "none"
         lines.append(
             f"| {name} | {by[DEFAULT][0]['n']} | {' | '.join(cells)} | {pub_cell} | {top:.2f} "
-            f"| {mean:+.2f} [{lo:+.2f}, {hi:+.2f}] | {ens - top:+.2f} |"
+            f"| {mean:+.2f} [{lo:+.2f}, {hi:+.2f}] | {ens - top:+.2f} "
+            f"| {dm:+.2f} [{dlo:+.2f}, {dhi:+.2f}] |"
         )
     return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--json", type=Path, required=True)
+    ap.add_argument("--json", type=Path, help="write the flat records here")
+    ap.add_argument(
+        "--summarise", type=Path, help="print the tables of a saved --json file, run nothing"
+    )
     ap.add_argument("--quick", action="store_true", help="1500 rows per stream, 2 seeds")
     ap.add_argument("--data", type=Path, default=None)
     ap.add_argument(
@@ -237,6 +247,18 @@ def main(argv: list[str] | None = None) -> int:
         "--protocols", nargs="+", default=["seeded", "published"], choices=["seeded", "published"]
     )
     args = ap.parse_args(argv)
+    if args.summarise:
+        saved = json.loads(args.summarise.read_text())
+        for protocol in dict.fromkeys(r["protocol"] for r in saved):
+            seeds_run = sorted({r["seed"] for r in saved if r["protocol"] == protocol})
+            print(
+                f"\nprotocol {protocol}: balanced accuracy % at p = {saved[0]['p']}, "
+                f"mean ± sd over seeds {seeds_run[0]}-{seeds_run[-1]}"
+            )
+            print("\n".join(table(saved, protocol)))
+        return 0
+    if args.json is None:
+        ap.error("--json PATH is required (or --summarise PATH)")
     torch.set_num_threads(1)
     rows = 1500 if args.quick and args.rows is None else args.rows
     seeds = list(range(2 if args.quick else args.seeds))
