@@ -117,7 +117,7 @@ def test_follows_the_better_member():
 
 def test_defaults_and_value_semantics():
     ens = HedgeEnsemble(seed=4)
-    assert LEARNERS["ensemble"] is HedgeEnsemble
+    assert HedgeEnsemble not in LEARNERS.values()  # LEARNERS: the single learners
     kinds = [type(m) for m in ens.members_]
     assert kinds == [HedgeBackprop, OnlineLogistic]
     assert ens.members_[0].seed == 4

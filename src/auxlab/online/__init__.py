@@ -77,7 +77,6 @@ LEARNERS: dict[str, type[OnlineClassifier]] = {
     "auxnet": AuxNet,
     "auxdrop": AuxDrop,
     "logistic": OnlineLogistic,
-    "ensemble": HedgeEnsemble,
 }
 
 
@@ -86,7 +85,7 @@ def _register_with_river() -> None:
         return
     from river import base
 
-    for cls in LEARNERS.values():
+    for cls in (*LEARNERS.values(), HedgeEnsemble):
         base.Classifier.register(cls)
 
 
