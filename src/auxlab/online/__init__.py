@@ -71,7 +71,8 @@ __all__ = [
     "window_mask",
 ]
 
-#: The learners by their command-line name.
+#: The single learners by their command-line name (``auxlab online`` also runs ``ensemble``,
+#: the default :class:`HedgeEnsemble` over two of them).
 LEARNERS: dict[str, type[OnlineClassifier]] = {
     "hbp": HedgeBackprop,
     "auxnet": AuxNet,
