@@ -144,11 +144,13 @@ class HedgeEnsemble(OnlineClassifier):
 
     Example:
         >>> model = HedgeEnsemble(seed=0)
+        >>> model.weights.tolist()  # before any label both members weigh 1/2
+        [0.5, 0.5]
         >>> model.learn_one({"a": 1.0, "b": 2.0}, True)
         >>> sorted(model.predict_proba_one({"a": 1.0}))
         [False, True]
-        >>> model.weights.tolist()  # after one instance both members still weigh 1/2
-        [0.5, 0.5]
+        >>> [round(w, 3) for w in model.weights.tolist()]  # the better first guess gains
+        [0.484, 0.516]
     """
 
     faithful = None
