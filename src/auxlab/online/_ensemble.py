@@ -74,10 +74,10 @@ def hedge_mixture(
         ``(n, K)`` the ensemble's probabilities and ``(n, N)`` the weights each row used.
 
     Example:
-        >>> good = np.tile([[0.1, 0.9]], (50, 1))
-        >>> bad = np.tile([[0.9, 0.1]], (50, 1))
-        >>> mix, w = hedge_mixture(np.stack([good, bad]), np.ones(50, dtype=int))
-        >>> w[0].tolist(), bool(w[-1, 0] > 0.99)
+        >>> y = np.arange(50) % 2  # labels 0, 1, 0, 1, ...
+        >>> good = np.where(y[:, None] == 1, [0.1, 0.9], [0.9, 0.1])  # 0.9 on the label
+        >>> mix, w = hedge_mixture(np.stack([good, 1 - good]), y)
+        >>> w[0].tolist(), bool(w[-1, 0] > 0.99)  # uniform first, then the good member
         ([0.5, 0.5], True)
     """
     P = np.asarray(probas, dtype=np.float64)
