@@ -56,7 +56,7 @@ def test_defaults_need_no_argument_and_the_model_alias():
     args = _parser().parse_args(["online"])
     assert (args.dataset, args.learners, args.p, args.seeds) == (
         "phishing",
-        ["hbp", "auxnet", "auxdrop", "logistic"],
+        ["ensemble", "hbp", "logistic_balanced", "logistic"],
         0.5,
         3,
     )
@@ -75,13 +75,15 @@ def test_defaults_need_no_argument_and_the_model_alias():
 
 
 def test_default_run_learns_phishing_and_names_every_learner(capsys):
-    # The defaults (phishing, every learner), on the first 200 rows of the shuffled stream.
+    # The defaults (phishing; the default learner, its members and the reference), on the
+    # first 200 rows of the shuffled stream.
     assert _run("--rows", "200", "--seeds", "1", "--no-progress") == 0
     out = capsys.readouterr()
     lines = out.out.splitlines()
     assert lines[0].startswith("torch threads: ")  # first line: the thread choice
     assert lines[1].startswith("phishing: 200 rows x 9 features")
-    for label in ("HedgeBackprop(ours)", "AuxNet(ours)", "AuxDrop(ours)", "OnlineLogistic"):
+    labels = ("HedgeEnsemble(ours)", "HedgeBackprop(ours)", "OnlineLogistic(balanced)")
+    for label in (*labels, "OnlineLogistic"):
         # The table's row: the learner, then balanced accuracy and AUROC (mean ± std).
         row = next(
             m

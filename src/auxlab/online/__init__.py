@@ -1,5 +1,8 @@
 """Online learning with haphazard inputs: ODL (hedge backpropagation), Aux-Net, Aux-Drop.
 
+The default learner, :class:`HedgeEnsemble`, hedges a deep learner and the online logistic
+model (docs/online.md gives its regret bound and the left-out table that supports it).
+
 Learners use river's verbs on dict inputs (a missing feature is a missing key) and have a
 fast array path over a whole stream that is the same computation:
 
@@ -20,6 +23,7 @@ import importlib.util
 from auxlab.online._auxdrop import AuxDrop, auxdrop_drop_probability
 from auxlab.online._auxnet import AuxNet
 from auxlab.online._base import OnlineClassifier
+from auxlab.online._ensemble import HedgeEnsemble, hedge_mixture
 from auxlab.online._evaluate import (
     ProgressiveResult,
     classification_metrics,
@@ -47,12 +51,14 @@ __all__ = [
     "AuxDrop",
     "AuxNet",
     "HedgeBackprop",
+    "HedgeEnsemble",
     "OnlineClassifier",
     "OnlineLogistic",
     "ProgressiveResult",
     "auxdrop_drop_probability",
     "classification_metrics",
     "haphazard_mask",
+    "hedge_mixture",
     "iter_dicts",
     "obsolete_mask",
     "prior_corrected",
@@ -65,7 +71,8 @@ __all__ = [
     "window_mask",
 ]
 
-#: The learners by their command-line name.
+#: The single learners by their command-line name (``auxlab online`` also runs ``ensemble``,
+#: the default :class:`HedgeEnsemble` over two of them).
 LEARNERS: dict[str, type[OnlineClassifier]] = {
     "hbp": HedgeBackprop,
     "auxnet": AuxNet,
@@ -79,7 +86,7 @@ def _register_with_river() -> None:
         return
     from river import base
 
-    for cls in LEARNERS.values():
+    for cls in (*LEARNERS.values(), HedgeEnsemble):
         base.Classifier.register(cls)
 
 

@@ -1,13 +1,16 @@
 """``auxlab online``: progressive evaluation of online learners on a haphazard stream.
 
-    auxlab online [--dataset phishing] [--learner hbp auxnet auxdrop logistic] [--p 0.5]
-                  [--seeds 3] [--rows N] [--data DIR] [--json PATH] [--threads N]
+    auxlab online [--dataset phishing] [--learner ensemble hbp logistic_balanced logistic]
+                  [--p 0.5] [--seeds 3] [--rows N] [--data DIR] [--json PATH] [--threads N]
 
-With no argument it runs every learner on river's Phishing stream (shipped with river, the
-``online`` extra), 3 seeds, in a few seconds. The benchmark sets of the haphazard-input
-papers (german, ipd, ...) are not shipped: ``--data DIR`` names their folder. The UCI sets
-of the R package mlbench (sonar, house_votes84, ...; see ``auxlab.datasets.binary_pool``)
-come with Debian's ``r-cran-mlbench``.
+With no argument it runs the default learner (``HedgeEnsemble``, the hedge over
+``HedgeBackprop`` and the class-balanced ``OnlineLogistic``) beside its two members and the
+reference ``OnlineLogistic`` on river's Phishing stream (shipped with river, the ``online``
+extra), 3 seeds, in a few seconds; ``--learner auxnet auxdrop`` adds the other deep
+learners. The benchmark sets of the haphazard-input papers (german, ipd, ...) are not
+shipped: ``--data DIR`` names their folder. The UCI sets of the R package mlbench (sonar,
+house_votes84, ...; see ``auxlab.datasets.binary_pool``) come with Debian's
+``r-cran-mlbench``.
 
 The stream follows the 2024 review's protocol, for river's streams as for the benchmark sets:
 the data shuffled once (seed 2023), each feature present with probability ``p`` (mask seed
@@ -36,7 +39,9 @@ from auxlab.datasets._river import RIVER_STREAMS
 __all__ = ["add_parser", "run"]
 
 #: The learners by their command-line name, in the order they run.
-_LEARNERS = ("hbp", "auxnet", "auxdrop", "logistic")
+_LEARNERS = ("ensemble", "hbp", "auxnet", "auxdrop", "logistic_balanced", "logistic")
+#: The default: the default learner, its two members, and the reference.
+_DEFAULT_LEARNERS = ("ensemble", "hbp", "logistic_balanced", "logistic")
 #: The protocol's seed for the shuffle and the mask (the review's).
 PROTOCOL_SEED = 2023
 
@@ -47,8 +52,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "online",
         help="progressive evaluation of online learners on a haphazard stream",
         description=(
-            "Test-then-train online learners (ODL/HBP, Aux-Net, Aux-Drop and the logistic "
-            "reference) on a stream whose features are each present with probability p, and "
+            "Test-then-train online learners (the default HedgeEnsemble, ODL/HBP, Aux-Net, "
+            "Aux-Drop and the logistic reference) on a stream whose features are each "
+            "present with probability p, and "
             "print their balanced accuracy and AUROC next to the majority-class baseline. "
             f"River's streams ({', '.join(RIVER_STREAMS)}) come with the 'online' extra; the "
             f"benchmark sets ({', '.join(HAPHAZARD_DATASETS)}) need --data DIR or "
@@ -68,9 +74,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         dest="learners",
         nargs="+",
         choices=_LEARNERS,
-        default=list(_LEARNERS),
+        default=list(_DEFAULT_LEARNERS),
         metavar="LEARNER",
-        help=f"one or more of {', '.join(_LEARNERS)} (default: all)",
+        help=(
+            f"one or more of {', '.join(_LEARNERS)} (default: {' '.join(_DEFAULT_LEARNERS)}: "
+            "the default learner, a hedge over hbp and logistic_balanced, beside them and "
+            "the reference logistic)"
+        ),
     )
     p.add_argument("--p", type=_probability, default=0.5, help="availability (default 0.5)")
     p.add_argument("--seeds", type=positive_int, default=3, help="model seeds (default 3)")
@@ -110,10 +120,18 @@ def _probability(text: str) -> float:
 
 def _make(learner: str, faithful: str, d: int, seed: int) -> tuple[str, Any]:
     """The learner and its label (the class name, with the mode of the deep learners)."""
-    from auxlab.online import AuxDrop, AuxNet, HedgeBackprop, OnlineLogistic
+    from auxlab.online import AuxDrop, AuxNet, HedgeBackprop, HedgeEnsemble, OnlineLogistic
 
     mode = None if faithful == "ours" else faithful
     model: Any
+    if learner == "ensemble":
+        members = [
+            HedgeBackprop(faithful=mode, seed=seed),
+            OnlineLogistic(seed=seed, class_weight="balanced"),
+        ]
+        return f"HedgeEnsemble({faithful})", HedgeEnsemble(members=members, seed=seed)
+    if learner == "logistic_balanced":
+        return "OnlineLogistic(balanced)", OnlineLogistic(seed=seed, class_weight="balanced")
     if learner == "hbp":
         model = HedgeBackprop(faithful=mode, seed=seed)
     elif learner == "auxnet":
@@ -224,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
             # count it twice.
             extra = (
                 ""
-                if getattr(model, "_balanced", False)
+                if _balanced(model)
                 else f"  prior-corrected bAcc {rec['balanced_accuracy_prior_corrected']:.2f}"
             )
             tqdm.write(
@@ -237,6 +255,14 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         args.json.write_text(json.dumps(records, indent=1))
     return 0
+
+
+def _balanced(model: Any) -> bool:
+    """Whether the learner (every member, for the ensemble) is trained class-balanced."""
+    members = getattr(model, "members", None)
+    if members is not None:
+        return all(_balanced(m) for m in members)
+    return bool(getattr(model, "_balanced", False)) or model.class_weight == "balanced"
 
 
 def _seeds(n: int) -> str:

@@ -14,7 +14,10 @@ class HedgedClassifier(OnlineClassifier):
     """Defaults shared by the hedged deep learners (HedgeBackprop, AuxNet, AuxDrop).
 
     ``faithful=None`` is our mode; ``"paper"`` and ``"code"`` keep the papers' values. A
-    learner sets ``_lr_defaults`` to its step sizes (ours, then the papers' modes).
+    learner sets ``_lr_defaults`` to its step sizes (ours, then the papers' modes) and
+    ``_beta_default`` to its hedge discount in our mode. Our mode's defaults were chosen by
+    leave-one-data-set-out over a pool of binary streams (``benchmarks/online_defaults.py``,
+    docs/online.md).
     """
 
     faithful: Faithful
@@ -23,6 +26,8 @@ class HedgedClassifier(OnlineClassifier):
     class_weight: str | None
     #: Learning rate when ``lr`` is None: (our mode, the papers' modes).
     _lr_defaults: ClassVar[tuple[float, float]] = (0.05, 0.01)
+    #: Hedge discount when ``beta`` is None in our mode (the papers' modes: 0.99).
+    _beta_default: ClassVar[float] = 0.9
 
     @property
     def _ours(self) -> bool:
@@ -41,7 +46,7 @@ class HedgedClassifier(OnlineClassifier):
 
     @property
     def _beta(self) -> float:
-        # The hedge discount: 0.9 in our mode, the papers' 0.99 otherwise.
+        # The hedge discount: the learner's own default in our mode, the papers' 0.99 otherwise.
         if self.beta is not None:
             return float(self.beta)
-        return 0.9 if self._ours else 0.99
+        return self._beta_default if self._ours else 0.99
