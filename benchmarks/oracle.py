@@ -48,7 +48,7 @@ SEEDS = tuple(range(10))
 #: Smaller problems for ``--quick`` (builder arguments per case; the epochs are cut too).
 QUICK_ARGS: dict[str, dict[str, Any]] = {
     "digits_semi": {"n_unlabelled": 300},
-    "fashion_semi": {"n_unlabelled": 500, "n_test": 500},
+    "fashion_reconstruct": {"n_test": 500},
     "fashion_rotation": {"n_unlabelled": 500, "n_test": 1000},
 }
 
