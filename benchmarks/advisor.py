@@ -107,6 +107,8 @@ def grid_advisor(
             "weight": pick,
             "plateau": list(rec.plateau),
             "beats_baseline": bool(rec.beats_baseline),
+            "best_on_validation": rec.best_label,
+            "p_holm_validation": rec.p_adjusted,
             "diff_vs_zero": own[0],
             "ci_low": own[1],
             "ci_high": own[2],
@@ -188,8 +190,8 @@ def tune_method(
             "oracle_best": best,
             "oracle_best_gain": gain,
             "diff_vs_oracle": mean - gain,
-            # Only where the auxiliary loss helps (the oracle best's interval above 0).
-            "share_of_oracle_gain": mean / gain if oracle[best]["ci_low"] > 0 else math.nan,
+            # Only where the auxiliary loss helps (the oracle's verdict, Holm-adjusted).
+            "share_of_oracle_gain": mean / gain if oracle[best]["verdict"] == "helps" else math.nan,
             "below_zero_beyond_noise": bool(hi < 0),
             "seconds": float(sum(o["seconds"] for o in runs)),
             "runs": float(np.mean([o["runs"] for o in runs])),
