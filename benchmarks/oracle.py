@@ -53,6 +53,19 @@ QUICK_ARGS: dict[str, dict[str, Any]] = {
 }
 
 
+def finite(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The records with NaN written as ``None`` (``null``: strict JSON)."""
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and math.isnan(v):
+            return None
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return v
+
+    return [{k: clean(v) for k, v in r.items()} for r in records]
+
+
 def interval(diffs: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
     """``(mean, low, high)``: the t-interval of the mean of paired differences."""
     d = np.asarray(diffs, dtype=float)
@@ -271,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             mine = [r for r in runs if r["case"] == name and r["record"] == "run"]
             merged += mine + summaries(CASES[name], mine, said["epochs"], said["command"])
         if a.json:
-            a.json.write_text(json.dumps(merged, indent=1) + "\n")
+            a.json.write_text(json.dumps(finite(merged), indent=1) + "\n")
         print_table(merged)
         return 0
     if a.summarise:
@@ -297,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_table([r for r in records if r["case"] == name])
         if a.json:
             a.json.parent.mkdir(parents=True, exist_ok=True)
-            a.json.write_text(json.dumps(records, indent=1) + "\n")
+            a.json.write_text(json.dumps(finite(records), indent=1) + "\n")
     return 0
 
 
