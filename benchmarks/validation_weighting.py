@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from auxlab import Balancer, Objective
-from auxlab.weighting import AuxiLearn, LookaheadVal, OLAux, Strategy, create
+from auxlab.weighting import AuxiLearn, AuxiNash, LookaheadVal, OLAux, Strategy, create
 
 # (name in the records, config, factory, the Balancer's every)
 STRATEGIES: list[tuple[str, str, Callable[[], Strategy], int]] = [
@@ -55,6 +55,7 @@ STRATEGIES: list[tuple[str, str, Callable[[], Strategy], int]] = [
     ("auxilearn", "linear, every=10, terms=3", lambda: AuxiLearn(), 1),
     ("auxilearn", "monotone, every=1, terms=3", lambda: AuxiLearn("monotone", every=1), 1),
     ("auxilearn", "monotone, every=10, terms=3", lambda: AuxiLearn("monotone"), 1),
+    ("auxinash", "", lambda: AuxiNash(), 1),
 ]
 
 

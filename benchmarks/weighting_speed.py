@@ -68,6 +68,7 @@ from auxlab.weighting import (
     RelativeWeights,
     chain,
     create,
+    describe,
     gated,
     list_strategies,
     normalized,
@@ -591,7 +592,11 @@ def main(argv: list[str] | None = None) -> int:
             "gradient-cosine",
         ]
     else:
-        strategies = [s for s in list_strategies() if s != "hedge"]
+        # The validation-driven strategies need validation batches: validation_weighting.py
+        # measures them.
+        strategies = [
+            s for s in list_strategies() if s != "hedge" and "val_grad" not in describe(s).needs
+        ]
     unknown = set(strategies) - set(list_strategies())
     if unknown:
         p.error(f"unknown strategies {sorted(unknown)}; known: {', '.join(list_strategies())}")

@@ -34,7 +34,7 @@ def _gradient_strategies() -> list[str]:
             s = create(name)
         except (TypeError, ValueError):  # needs arguments: the configured one is added below
             continue
-        if s.needs & {Need.GRADS, Need.GRAMIAN}:
+        if s.needs & {Need.GRADS, Need.GRAMIAN, Need.VAL_GRAD}:
             names.append(name)
     return [*names, "relative"]
 
@@ -48,15 +48,24 @@ def _step(model: HeadlineModel, name: str, grad_mode: str, device: str) -> list[
     tokens = torch.randint(0, TINY["vocab_size"], (4, TINY["seq_len"]), generator=g)
     side = torch.randn(4, 5, generator=g)
     targets = {t: torch.randint(0, 2, (4,), generator=g).float() for t in ("main", "aux")}
+    strategy = _build(name)
+
+    def val_loss() -> torch.Tensor:  # the validation-driven strategies: the same batch
+        out = model(tokens.to(device), side.to(device))
+        return F.binary_cross_entropy_with_logits(out["main"], targets["main"].to(device))
+
     balancer = Balancer(
-        _build(name),
+        strategy,
         shared=[*model.embedding.parameters(), *model.lstm.parameters()],
         main="main",
         grad_mode=grad_mode,
+        val_loss=val_loss if Need.VAL_GRAD in strategy.needs else None,
     )
-    out = model(tokens.to(device), side.to(device))
-    losses = {t: F.binary_cross_entropy_with_logits(out[t], targets[t].to(device)) for t in out}
-    with warnings.catch_warnings():
+    # AuxiLearn differentiates twice, which cuDNN's RNN kernel cannot: switch it off there.
+    second_order = Need.LOSS_GRAPH in strategy.needs and device == "cuda"
+    with torch.backends.cudnn.flags(enabled=not second_order), warnings.catch_warnings():
+        out = model(tokens.to(device), side.to(device))
+        losses = {t: F.binary_cross_entropy_with_logits(out[t], targets[t].to(device)) for t in out}
         # The batched way may say that it falls back to the loop: that is the point here.
         warnings.simplefilter("ignore", RuntimeWarning)
         warnings.filterwarnings("ignore", message=".*atching rule.*")

@@ -231,8 +231,10 @@ def equivalence(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str,
 
 
 #: Registered strategies that refuse data-parallel training, and what their error must say.
-#: None does: each takes the global batch's step from averaged signals.
-REFUSED: dict[str, str] = {}
+#: The others take the global batch's step from averaged signals; the validation-driven
+#: ones read a validation gradient that is not averaged across processes.
+_VALIDATION = "validation gradient is computed on each process's own batch"
+REFUSED: dict[str, str] = dict.fromkeys(("auxilearn", "auxinash", "lookahead-val"), _VALIDATION)
 
 
 @pytest.mark.parametrize("num_tasks", [2, 4])

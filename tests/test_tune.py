@@ -235,6 +235,8 @@ def test_bad_input_names_the_problem(cases, tmp_path):
         tune(cases.case, method="forkmerg")
     with pytest.raises(TuneError, match="Did you mean: ol-aux"):
         tune(cases.case, method="olaux")
+    with pytest.raises(TuneError, match="Did you mean: lookahead-val"):
+        tune(cases.case, method="lookahead")
     with pytest.raises(TuneError, match="module:function"):
         tune("no_colon_here")
     with pytest.raises(TuneError, match="cannot import module"):
@@ -468,3 +470,16 @@ def test_forkmerge_bad_input():
         forkmerge(_Net(), data, obj, val=data, weights=[0.0, {"nope": 1.0}])
     with pytest.raises(ValueError, match="merge_on"):
         forkmerge(_Net(), data, obj, val=data, merge_on="acc")
+
+
+def test_learn_weights_trains_only_the_learning_run(cases):
+    from auxlab._tune import DEFAULT_METHOD, learn_weights
+
+    got = learn_weights(cases.case, epochs=3, seed=1)
+    assert got["method"] == DEFAULT_METHOD == "lookahead-val"
+    assert set(got["weights"]) == {"main", "aux"}
+    assert len(got["trajectory"]) == 3
+    # The same numbers as tune's learning run with the same seed.
+    r = tune(cases.case, epochs=3, seed=1)
+    assert got["weights"] == pytest.approx(r.weights)
+    assert got["val_metric"] == pytest.approx(r.val_metric)

@@ -30,18 +30,21 @@ class Shared(nn.Module):
         return {"main": z, "clean": z, "opposite": z}
 
 
-def data(n: int, seed: int, noise: float = 2.0):
+def data(n: int, seed: int, noise: float = 2.0, random_labels: bool = False):
+    """Main: a noisy linear target; clean: the same without noise; opposite: its negative
+    (or, with ``random_labels``, labels unrelated to the inputs)."""
     g = torch.Generator().manual_seed(seed)
     beta = torch.randn(D, generator=torch.Generator().manual_seed(99))
     x = torch.randn(n, D, generator=g)
     y = x @ beta
     main = y + noise * torch.randn(n, generator=g)
-    return x, {"main": main, "clean": y, "opposite": -y}
+    other = 3 * torch.randn(n, generator=g) if random_labels else -y
+    return x, {"main": main, "clean": y, "opposite": other}
 
 
-def loaders(seed: int = 0):
-    x, t = data(48, seed)
-    xv, tv = data(96, seed + 1)
+def loaders(seed: int = 0, random_labels: bool = False):
+    x, t = data(48, seed, random_labels=random_labels)
+    xv, tv = data(96, seed + 1, random_labels=random_labels)
     train = ArrayLoader(x, t, batch_size=16, shuffle=True, seed=seed)
     val = ArrayLoader(xv, tv, batch_size=32, shuffle=True, seed=seed)
     return train, val
@@ -51,10 +54,10 @@ def objective() -> Objective:
     return Objective({"main": "mse", "clean": "mse", "opposite": "mse"}, main="main")
 
 
-def train(strategy, epochs: int = 25, **kw):
+def train(strategy, epochs: int = 25, random_labels: bool = False, **kw):
     torch.manual_seed(0)
     model = Shared()
-    tr, val = loaders()
+    tr, val = loaders(random_labels=random_labels)
     kw.setdefault("val", val)
     h = fit(
         model,
@@ -104,6 +107,9 @@ def test_lookahead_learns_the_known_answer() -> None:
     assert final["main"] == 1.0
     assert final["clean"] > 1.5  # started at 1: the clean copy of the target helps
     assert final["opposite"] < 0.05  # the opposite target hurts: driven to 0
+    noise = train(LookaheadVal(lr=0.05), random_labels=True).weights()["opposite"]
+    assert min(noise) < 0.01  # random labels hurt too: driven to 0 ...
+    assert noise[-1] < 0.5  # ... and kept low (shrinkage towards 0 helps a little late)
     assert len(traj["clean"]) == 25
     assert traj["clean"][-1] == final["clean"]
     assert len(h.weights(per="step")["clean"]) == len(h.steps)
@@ -291,6 +297,10 @@ def test_auxilearn_learns_the_known_answer(combiner: str) -> None:
     assert final["clean"] > 2.0
     assert final["opposite"] < 0.25
     assert final["opposite"] < final["clean"] / 10
+    noise = train(AuxiLearn(combiner, every=1, lr=0.05), random_labels=True).weights()
+    assert min(noise["opposite"]) < 0.01  # random labels: driven to 0 (they come back a
+    assert noise["opposite"][-1] < 0.5  # little once the fit is done: shrinkage helps then)
+    assert noise["clean"][-1] > 1.5
 
 
 @pytest.mark.parametrize("combiner", ["linear", "monotone"])
@@ -346,3 +356,108 @@ def test_fit_gives_a_ready_balancer_its_validation_batches() -> None:
     fit(model, tr, objective(), balancer, epochs=2, val=val, progress=False)
     assert balancer.validation is not None
     assert balancer.validation.batches == 2  # 6 steps, a refresh every 3rd
+
+
+# --- AuxiNash ----------------------------------------------------------------------------------
+
+
+def test_bargaining_weights_solve_the_asymmetric_conditions() -> None:
+    import numpy as np
+
+    from auxlab.weighting import bargaining_weights
+    from auxlab.weighting._solvers import nash_weights
+
+    rng = np.random.default_rng(0)
+    g = rng.normal(size=(4, 9)) * np.array([[1.0], [10.0], [0.1], [1.0]])
+    gram = g @ g.T
+    prefs = np.array([1.0, 0.3, 2.0, 0.0])
+    alpha, ok = bargaining_weights(gram, prefs)
+    assert ok
+    assert alpha[3] == 0.0  # no bargaining power: out of the bargaining
+    np.testing.assert_allclose((alpha * (gram @ alpha))[:3], prefs[:3], rtol=1e-8)
+    # Equal powers: the symmetric Nash-MTL solution.
+    sym, _ = bargaining_weights(gram, np.ones(4))
+    ref, _ = nash_weights(gram)
+    np.testing.assert_allclose(sym, ref, rtol=1e-6)
+
+
+def test_auxinash_hypergradient_is_the_look_ahead_derivative() -> None:
+    import numpy as np
+
+    from auxlab.weighting import bargaining_weights
+    from auxlab.weighting._auxinash import _hypergradient
+
+    rng = np.random.default_rng(1)
+    g = rng.normal(size=(3, 6))
+    g[1] += g[0]
+    gram, v = g @ g.T, g @ rng.normal(size=6)
+    prefs = np.array([1.0, 0.7, 1.3])
+
+    def change(p):  # L_val's first-order change after the step −Σ (αᵢ/α_main)·gᵢ, per η
+        a, ok = bargaining_weights(gram, p, tol=1e-14)
+        assert ok
+        return -(v @ a) / a[0]
+
+    alpha, _ = bargaining_weights(gram, prefs)
+    numeric = [(change(prefs + e) - change(prefs - e)) / 2e-6 for e in np.eye(3) * 1e-6]
+    np.testing.assert_allclose(_hypergradient(gram, alpha, v, 0), numeric, rtol=1e-5)
+
+
+def test_auxinash_learns_bargaining_powers_from_validation() -> None:
+    from auxlab.weighting import AuxiNash
+
+    torch.manual_seed(0)
+    model = Shared()
+    tr, val = loaders(random_labels=True)
+    balancer = Balancer(AuxiNash(lr=0.05), shared=model.trunk)
+    fit(model, tr, objective(), balancer, epochs=30, lr=0.05, val=val, progress=False, seed=0)
+    prefs = balancer.state.prefs
+    assert prefs["main"] == 1.0
+    assert prefs["clean"] > 2.0  # started at 1: the clean target gains bargaining power
+    assert prefs["opposite"] < 0.5  # random labels lose it
+
+
+def test_auxilearn_names_a_model_that_is_not_twice_differentiable() -> None:
+    from auxlab.weighting import AuxiLearn
+
+    class Fused(torch.autograd.Function):
+        """Like a fused kernel (cuDNN's RNN) whose backward has no derivative."""
+
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * x
+
+        @staticmethod
+        def backward(ctx, grad):
+            if torch.is_grad_enabled():  # create_graph=True: a second derivative is wanted
+                raise NotImplementedError("the derivative for 'fused_backward' is not implemented")
+            (x,) = ctx.saved_tensors
+            return 2 * x * grad
+
+    w = nn.Parameter(torch.ones(3))
+    x = torch.randn(8, 3)
+
+    def losses():
+        z = Fused.apply(x * w).sum(1)
+        return {"main": z.mean(), "aux": (z**2).mean()}
+
+    balancer = Balancer(AuxiLearn(every=1), shared=[w], val_loss=lambda: losses()["main"])
+    with pytest.raises(RuntimeError, match=r"not twice differentiable.*lookahead-val"):
+        balancer.backward(losses())
+
+
+@pytest.mark.parametrize("name", ["lookahead-val", "auxilearn", "auxinash"])
+def test_a_main_task_alone_and_a_bad_val_loss(name: str) -> None:
+    w = nn.Parameter(torch.ones(3))
+    x = torch.randn(8, 3)
+    balancer = Balancer(
+        create(name), shared=[w], main="main", val_loss=lambda: (x @ w).pow(2).mean()
+    )
+    for _ in range(3):
+        record = balancer.backward({"main": (x @ w - 1).pow(2).mean()})
+    assert record.weights == {"main": 1.0}
+    strategy = create(name, every=1) if name == "auxilearn" else create(name)
+    bad = Balancer(strategy, shared=[w], main="main", val_loss=lambda: x @ w)
+    with pytest.raises(TypeError, match="scalar tensor"):
+        bad.backward({"main": (x @ w).pow(2).mean(), "aux": (x @ w).abs().mean()})

@@ -40,12 +40,12 @@ __all__ = [
 
 #: Methods, with their cost class (a multiple of one fixed-weight run).
 METHODS: dict[str, str] = {
-    "lookahead-val": "about 1.3-1.5x one fixed run: per-task gradients and a validation "
+    "lookahead-val": "about 1.0-1.9x one fixed run: per-task gradients and a validation "
     "backward every 5th step (Balancer(every=5))",
-    "auxilearn": "about 1.6-2x one fixed run: an implicit hypergradient every 10th step",
-    "ol-aux": "about 1.5-2x one fixed run: per-task gradients on the shared block each step",
-    "forkmerge": "2 branches x one fixed run, plus 4 validation passes per merge (2 merges "
-    "per epoch): about 2.5-3x",
+    "auxilearn": "about 1.3-2.2x one fixed run: an implicit hypergradient every 10th step",
+    "ol-aux": "about 1.3-2x one fixed run: per-task gradients on the shared block each step",
+    "forkmerge": "2 branches x one fixed run, plus 6 validation passes per merge (2 merges "
+    "per epoch): about 2.5-4.5x",
 }
 
 #: The method :func:`tune` uses unless told otherwise (chosen by measurement: docs/tune.md).

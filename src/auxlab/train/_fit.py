@@ -118,7 +118,8 @@ def fit(
             defaults) or an optimizer you built (it must include the strategy's learnable
             parameters, if any).
         lr: Learning rate for an optimizer given by name.
-        val: Validation batches, evaluated after each epoch.
+        val: Validation batches, evaluated after each epoch (and, unless ``weight_val`` is
+            given, the batches a validation-driven strategy learns its weights from).
         shared: The shared block, for strategies that read per-task gradients.
         representation: The module whose output is the shared representation, for
             strategies that read gradients on it (``"mgda-ub"``); its output is captured by

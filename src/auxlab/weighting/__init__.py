@@ -9,12 +9,13 @@ Layout: one module per registered strategy, named after it (``upgrad`` lives in
 module per shared idea: the protocol (``_base``), the registry (``_registry``), the
 catalogue behind ``auxlab strategies`` (``_catalogue``), what each family's strategies
 share (``_loss_common``, ``_gradient_common`` with the exact solvers in ``_solvers``,
-``_main_first_common``, ``_combinator_common``). :func:`describe` names a strategy's
-family, cost, paper and module.
+``_main_first_common``, ``_validation_common``, ``_combinator_common``). :func:`describe`
+names a strategy's family, cost, paper and module.
 """
 
 from auxlab.weighting._aligned_mtl import AlignedMTL, AlignedMTLState
 from auxlab.weighting._auxilearn import AuxiLearn, AuxiLearnState, implicit_hypergradient
+from auxlab.weighting._auxinash import AuxiNash, AuxiNashState, bargaining_weights
 from auxlab.weighting._base import (
     Decision,
     Need,
@@ -73,6 +74,8 @@ __all__ = [
     "AlignedMTLState",
     "AuxiLearn",
     "AuxiLearnState",
+    "AuxiNash",
+    "AuxiNashState",
     "CAGrad",
     "Chain",
     "ChainState",
@@ -135,6 +138,7 @@ __all__ = [
     "WarmupState",
     "Weights",
     "as_decision",
+    "bargaining_weights",
     "chain",
     "check_weight",
     "create",

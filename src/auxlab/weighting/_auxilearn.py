@@ -152,8 +152,9 @@ class AuxiLearn(Strategy):
     Cost: on ordinary steps, one backward (weights from the losses). Every ``every`` steps,
     the hypergradient: one forward and backward on a validation batch, one backward with
     ``create_graph`` through the shared block, ``terms`` Hessian-vector products (about two
-    backwards each) and one more for ``∂/∂φ``. The model must be twice differentiable
-    (some fused kernels, e.g. cuDNN RNNs in training mode, are not).
+    backwards each) and one more for ``∂/∂φ``. The model must be twice differentiable:
+    a kernel without a second derivative (cuDNN's RNN) is an error that names the fix,
+    and an operation PyTorch marks ``once_differentiable`` adds no curvature, silently.
 
     Loss scaling (``scale_reaction = "none"``): the hypergradient steps are normalised
     (Adam), so a linear weight moves as before when its loss is multiplied by ``c``.
@@ -179,8 +180,11 @@ class AuxiLearn(Strategy):
         Navon, Achituve, Maron, Chechik, Fetaya, "Auxiliary Learning by Implicit
         Differentiation", ICLR 2021. The paper's non-linear combiner also reads per-sample
         (or per-pixel) losses; this one reads each task's batch loss, so the Balancer's
-        one weighted backward applies it. The paper trains ``φ`` on a held-out auxiliary
-        set with Adam; so does this, with steps clipped to ``lr``.
+        one weighted backward applies it. The authors' code (``AvivNavon/AuxiLearn``) steps
+        ``φ`` with Adam through its meta-optimizer, with 3 Neumann terms whose step is the
+        auxiliary learning rate and the hypergradient's norm clipped at 10; here Adam's
+        step is clipped to ``lr`` per parameter and the Neumann step ``alpha`` is its own
+        argument.
     """
 
     family = "validation"
@@ -299,5 +303,15 @@ class AuxiLearn(Strategy):
         aux = torch.stack([graph[t].to(dtype) for t in signals.aux])
         s = torch.tensor(list(scale) or [1.0] * len(signals.aux), dtype=dtype, device=device)
         train_loss = graph[signals.main].to(dtype) + self._h(p, aux, s)
-        out = implicit_hypergradient(train_loss, params, p, val_grad, self.terms, self.alpha)
+        try:
+            out = implicit_hypergradient(train_loss, params, p, val_grad, self.terms, self.alpha)
+        except (RuntimeError, NotImplementedError) as e:
+            if not any(k in str(e) for k in ("twice", "not implemented", "double backward")):
+                raise
+            raise RuntimeError(
+                "AuxiLearn needs Hessian-vector products of the training loss, but the model "
+                f"is not twice differentiable ({e}). Use a first-order strategy "
+                "('lookahead-val', 'auxinash'), or switch the operation's fused kernel off "
+                "(for a cuDNN RNN: with torch.backends.cudnn.flags(enabled=False))."
+            ) from e
         return [v if math.isfinite(v) else 0.0 for v in out.detach().cpu().tolist()]

@@ -3,8 +3,9 @@
 The validation-driven strategies (``lookahead-val``, ``auxilearn``) move loss-combination
 parameters down a hypergradient of the main task's validation loss. Its scale is that of the
 gradients' products (``g_val·gₖ``), which varies over orders of magnitude between models and
-over training; a step normalised as Adam's is (Auto-λ and AuxiLearn both train their weights
-with Adam) makes ``lr`` a size in weight units, the same on every model. Each parameter moves
+over training; a step normalised as Adam's is (the Auto-λ and AuxiLearn authors' code
+train their weights with Adam) makes ``lr`` a size in weight units, the same on every
+model. Each parameter moves
 by at most ``lr`` per update, and is then projected into its bounds.
 
 States hold plain Python floats, so they pickle and compare exactly.

@@ -1,0 +1,153 @@
+"""Which method should ``auxlab tune`` use by default? Its methods on cases with a known answer.
+
+Reproduce (the table in ``docs/tune.md``)::
+
+    python benchmarks/tune_methods.py --json benchmarks/results/tune_methods.json
+    python benchmarks/tune_methods.py --quick --json /tmp/tune_methods.json   # ~2 minutes
+
+Per case of ``auxlab.cases`` (its epoch budget, one torch thread) and seed: one
+``auxlab.tune`` call with the first method (its learning run and its weight-0 run, same
+seed), then the learning run of every other method (``learn_weights``), each compared with
+that weight-0 run on the test split. A seed fixes the initialisation and the data order, so
+the differences are paired by seed. The cost is a learning run's wall time as a multiple of
+the weight-0 run's (same process, in turn; the machine may be shared: a ratio, not seconds).
+
+Records (``--json``, one per learning run): ``case``, ``verdict`` (the case's oracle
+verdict), ``method``, ``seed``, ``weight`` (the learned auxiliary weight, as a fixed
+weight), ``test_metric``, ``test_metric_zero``, ``diff_vs_zero``, ``val_diff_vs_zero``,
+``seconds``, ``seconds_zero``, ``runs`` (the cost, in fixed-weight runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import auxlab
+from auxlab._tune import METHODS, learn_weights
+from auxlab.cases import CASES
+
+DEFAULT_CASES = ("digits_semi", "digits_reconstruct", "digits_distractor")
+
+
+def interval(values: Sequence[float]) -> tuple[float, float, float]:
+    """Mean and 95 % t-interval (``nan`` ends with fewer than 2 values)."""
+    from auxlab._tune import paired_comparison
+
+    _, mean, low, high = paired_comparison([0.0] * len(values), list(values))
+    return mean, low, high
+
+
+def run_case(
+    name: str, methods: Sequence[str], seeds: Sequence[int], div: int, start: float | None = None
+) -> list[dict[str, Any]]:
+    case = CASES[name]
+    epochs = max(case.epochs // div, 5)
+    monitor = f"val_main_{case.metric}"
+    opts = {} if start is None else {"weights": start}  # the strategies' initial weight
+    out: list[dict[str, Any]] = []
+    for seed in seeds:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            r = auxlab.tune(
+                case.ref,
+                seed=seed,
+                epochs=epochs,
+                method=methods[0],
+                monitor=monitor,
+                threads=1,
+                options=opts,
+            )
+            runs = [(methods[0], r.aux_weights, r.test_metric, r.val_metric, r.seconds)]
+            for m in methods[1:]:
+                got = learn_weights(
+                    case.ref, seed=seed, epochs=epochs, method=m, monitor=monitor, options=opts
+                )
+                aux = {t: w for t, w in got["weights"].items() if t != "main"}
+                runs.append((m, aux, got["test_metric"], got["val_metric"], got["seconds"]))
+        assert r.test_metric_zero is not None
+        for m, aux, test, val, seconds in runs:
+            out.append(
+                {
+                    "case": name,
+                    "verdict": case.expected,
+                    "epochs": epochs,
+                    "method": m if start is None else f"{m} (from {start:g})",
+                    "seed": seed,
+                    "weight": float(next(iter(aux.values()))),
+                    "test_metric": test,
+                    "test_metric_zero": r.test_metric_zero,
+                    "diff_vs_zero": test - r.test_metric_zero,
+                    "val_diff_vs_zero": val - r.val_metric_zero,
+                    "seconds": seconds,
+                    "seconds_zero": r.seconds_zero,
+                    "runs": seconds / r.seconds_zero,
+                }
+            )
+        print(f"[tune_methods] {name} seed {seed} done", file=sys.stderr, flush=True)
+    return out
+
+
+def table(records: Sequence[dict[str, Any]]) -> str:
+    """A markdown table: per case and method, weight, paired test gain, cost."""
+    lines = [
+        "| case (oracle) | method | learned weight per seed | test gain vs weight 0, 95 % t "
+        "| cost |",
+        "|---|---|---|---|---|",
+    ]
+    keys = dict.fromkeys((r["case"], r["method"]) for r in records)
+    for case, method in keys:
+        rows = [r for r in records if r["case"] == case and r["method"] == method]
+        mean, low, high = interval([r["diff_vs_zero"] for r in rows])
+        ci = f"[{low:+.3f}, {high:+.3f}]" if not math.isnan(low) else ""
+        cost = sum(r["runs"] for r in rows) / len(rows)
+        weights = ", ".join(f"{r['weight']:.2f}" for r in rows)
+        lines.append(
+            f"| {case} ({rows[0]['verdict']}) | {method} | {weights} | {mean:+.3f} {ci} | "
+            f"{cost:.1f}x |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", type=Path, help="write the records here")
+    parser.add_argument("--quick", action="store_true", help="one case, 2 seeds, 1/5 epochs")
+    parser.add_argument("--cases", nargs="*", default=None, help=f"default: {DEFAULT_CASES}")
+    parser.add_argument("--methods", nargs="*", default=list(METHODS), help="tune's methods")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 100..100+N-1")
+    parser.add_argument(
+        "--start",
+        type=float,
+        help="the learned weight's start (default: tune's, 0); strategy methods only",
+    )
+    a = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    names = a.cases or (["digits_semi"] if a.quick else list(DEFAULT_CASES))
+    unknown = [n for n in names if n not in CASES]
+    if unknown:
+        parser.error(f"unknown case(s) {unknown}; the cases are {list(CASES)}")
+    seeds = list(range(100, 100 + (2 if a.quick else a.seeds)))
+    records: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    for name in names:
+        records += run_case(name, a.methods, seeds, 5 if a.quick else 1, a.start)
+        if a.json:
+            a.json.parent.mkdir(parents=True, exist_ok=True)
+            a.json.write_text(json.dumps(records, indent=1) + "\n")
+    print(table(records))
+    print(f"({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
