@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import auxlab
 from auxlab._tune import METHODS
 from auxlab.cases import CASES, Case
-from oracle import QUICK_ARGS, WEIGHTS, grid_runs, interval, oracle_case, paired_vs
+from oracle import QUICK_ARGS, WEIGHTS, finite, grid_runs, interval, oracle_case, paired_vs
 
 #: The grid advisor's weights: a decade log grid (``log_grid(0.03, 3, 3)``), 4 x 5 seeds.
 GRID = (0.0, 0.03, 0.3, 3.0)
@@ -107,6 +107,8 @@ def grid_advisor(
             "weight": pick,
             "plateau": list(rec.plateau),
             "beats_baseline": bool(rec.beats_baseline),
+            "best_on_validation": rec.best_label,
+            "p_holm_validation": rec.p_adjusted,
             "diff_vs_zero": own[0],
             "ci_low": own[1],
             "ci_high": own[2],
@@ -188,8 +190,8 @@ def tune_method(
             "oracle_best": best,
             "oracle_best_gain": gain,
             "diff_vs_oracle": mean - gain,
-            # Only where the auxiliary loss helps (the oracle best's interval above 0).
-            "share_of_oracle_gain": mean / gain if oracle[best]["ci_low"] > 0 else math.nan,
+            # Only where the auxiliary loss helps (the oracle's verdict, Holm-adjusted).
+            "share_of_oracle_gain": mean / gain if oracle[best]["verdict"] == "helps" else math.nan,
             "below_zero_beyond_noise": bool(hi < 0),
             "seconds": float(sum(o["seconds"] for o in runs)),
             "runs": float(np.mean([o["runs"] for o in runs])),
@@ -220,7 +222,8 @@ def print_case(name: str, verdict: str, records: Sequence[Mapping[str, Any]]) ->
         if r["method"] in ("grid", "oracle"):
             continue
         share = r["share_of_oracle_gain"]
-        said = f", {share:.0%} of the oracle's gain" if math.isfinite(share) else ""
+        finite_share = share is not None and math.isfinite(share)
+        said = f", {share:.0%} of the oracle's gain" if finite_share else ""
         print(
             f"  {r['method']}: learned w={r['weight']:.3g} (seeds: "
             + ", ".join(f"{w:.3g}" for w in r["weights"])
@@ -275,7 +278,7 @@ def markdown(records: Sequence[Mapping[str, Any]]) -> str:
                     cells.append("not run")
                     continue
                 share = r["share_of_oracle_gain"]
-                said = f"{share:.0%}" if math.isfinite(share) else "-"
+                said = f"{share:.0%}" if share is not None and math.isfinite(share) else "-"
                 bad = " **below 0**" if r["below_zero_beyond_noise"] else ""
                 cells.append(f"{r['weight']:.3g}, {_ci(r)}{bad}, {said}, {r['runs']:.2f}x")
             lines.append(
@@ -357,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_case(name, oracle[best]["verdict"], records)
         if a.json:
             a.json.parent.mkdir(parents=True, exist_ok=True)
-            a.json.write_text(json.dumps(records, indent=1) + "\n")
+            a.json.write_text(json.dumps(finite(records), indent=1) + "\n")
     return 0
 
 

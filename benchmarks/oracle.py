@@ -48,9 +48,22 @@ SEEDS = tuple(range(10))
 #: Smaller problems for ``--quick`` (builder arguments per case; the epochs are cut too).
 QUICK_ARGS: dict[str, dict[str, Any]] = {
     "digits_semi": {"n_unlabelled": 300},
-    "fashion_semi": {"n_unlabelled": 500, "n_test": 500},
+    "fashion_reconstruct": {"n_test": 500},
     "fashion_rotation": {"n_unlabelled": 500, "n_test": 1000},
 }
+
+
+def finite(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The records with NaN written as ``None`` (``null``: strict JSON)."""
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and math.isnan(v):
+            return None
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return v
+
+    return [{k: clean(v) for k, v in r.items()} for r in records]
 
 
 def interval(diffs: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
@@ -271,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             mine = [r for r in runs if r["case"] == name and r["record"] == "run"]
             merged += mine + summaries(CASES[name], mine, said["epochs"], said["command"])
         if a.json:
-            a.json.write_text(json.dumps(merged, indent=1) + "\n")
+            a.json.write_text(json.dumps(finite(merged), indent=1) + "\n")
         print_table(merged)
         return 0
     if a.summarise:
@@ -297,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_table([r for r in records if r["case"] == name])
         if a.json:
             a.json.parent.mkdir(parents=True, exist_ok=True)
-            a.json.write_text(json.dumps(records, indent=1) + "\n")
+            a.json.write_text(json.dumps(finite(records), indent=1) + "\n")
     return 0
 
 

@@ -29,7 +29,7 @@ TINY: dict[str, dict[str, Any]] = {
     "digits_semi": {**_DIGITS, "n_unlabelled": 24},
     "digits_distractor": _DIGITS,
     "digits_random": _DIGITS,
-    "fashion_semi": _FASHION,
+    "fashion_reconstruct": _FASHION,
     "fashion_rotation": _FASHION,
     "yeast": {"n_train": 60, "n_val": 40},
     "solar_flare": {"n_train": 60, "n_val": 40},
