@@ -14,6 +14,7 @@ Memory: ``K`` models and optimizers, and one more model for the evaluations.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -314,24 +315,11 @@ def forkmerge(
     ):
         raise ValueError(f"merge_every must be an integer >= 1 (or None), got {merge_every!r}")
     grid_t = _check_grid(grid)
-    if seed is None:
-        return _forkmerge(
-            model,
-            train,
-            objective,
-            val,
-            weights,
-            merge_every,
-            grid_t,
-            merge_on,
-            epochs,
-            optimizer or "adam",
-            lr,
-            monitor,
-            callbacks,
-        )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    # A seed draws the branches' randomness without touching the caller's generator.
+    rng = torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext()
+    with rng:
+        if seed is not None:
+            torch.manual_seed(seed)
         return _forkmerge(
             model,
             train,
