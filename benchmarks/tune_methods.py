@@ -83,7 +83,12 @@ def interval(values: Sequence[float]) -> tuple[float, float, float]:
 
 
 def run_case(
-    name: str, methods: Sequence[str], seeds: Sequence[int], div: int, start: float | None = None
+    name: str,
+    methods: Sequence[str],
+    seeds: Sequence[int],
+    div: int,
+    start: float | None = None,
+    options: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     case = get(name)
     target: Any = case.ref if name in CASES else case.builder
@@ -91,6 +96,10 @@ def run_case(
     epochs = max(case.epochs // div, 5)
     monitor = f"val_main_{case.metric}"
     opts = {} if start is None else {"weights": start}  # the strategies' initial weight
+    opts.update(options or {})
+    parts = [] if start is None else [f"from {start:g}"]
+    parts += [f"{k}={json.dumps(v).replace(' ', '')}" for k, v in (options or {}).items()]
+    label = f" ({', '.join(parts)})" if parts else ""
     out: list[dict[str, Any]] = []
     for seed in seeds:
         with warnings.catch_warnings():
@@ -128,7 +137,7 @@ def run_case(
                     "case": name,
                     "verdict": case.expected,
                     "epochs": epochs,
-                    "method": m if start is None else f"{m} (from {start:g})",
+                    "method": m + label,
                     "seed": seed,
                     "weight": float(next(iter(aux.values()))),
                     "test_metric": test,
@@ -179,6 +188,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=float,
         help="the learned weight's start (default: tune's, 0); strategy methods only",
     )
+    parser.add_argument(
+        "--options", type=json.loads, help="the methods' options, JSON (e.g. halving's weights)"
+    )
     parser.add_argument("--table", type=Path, help="only print the table of these records")
     a = parser.parse_args(argv)
     if a.table:
@@ -193,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     records: list[dict[str, Any]] = []
     started = time.perf_counter()
     for name in names:
-        records += run_case(name, a.methods, seeds, 5 if a.quick else 1, a.start)
+        records += run_case(name, a.methods, seeds, 5 if a.quick else 1, a.start, a.options)
         if a.json:
             a.json.parent.mkdir(parents=True, exist_ok=True)
             a.json.write_text(json.dumps(records, indent=1) + "\n")

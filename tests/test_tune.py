@@ -12,7 +12,7 @@ from torch import nn
 
 import auxlab
 from auxlab import ArrayLoader, Objective, forkmerge, tune
-from auxlab._tune import TuneError, paired_comparison
+from auxlab._tune import TuneError, learn_weights, paired_comparison
 from auxlab.cli import main
 from auxlab.train import merge_states
 from auxlab.train._forkmerge import search_merge
@@ -483,3 +483,102 @@ def test_learn_weights_trains_only_the_learning_run(cases):
     r = tune(cases.case, epochs=3, seed=1)
     assert got["weights"] == pytest.approx(r.weights)
     assert got["val_metric"] == pytest.approx(r.val_metric)
+
+
+# ---------------------------------------------------------------------------------------------
+# halving: successive halving over fixed weights.
+
+
+def test_halving_picks_the_best_weight_of_its_grid(cases):
+    # The case's answer: val main loss 1.59 at weight 0, 1.33 at 1, 1.21 at 3 (see CASES). The
+    # arms separate after ~12 epochs (before, the order is noise): 100 epochs put the first
+    # round at 20 (with 30, at 6, halving keeps 0 and 0.3 and ends at 0.3).
+    r = tune(cases.case, epochs=100, method="halving")
+    assert r.aux_weights == {"aux": 3.0}
+    assert r.val_metric < r.val_metric_zero - 0.1
+    assert r.test_metric is not None and r.test_metric_zero is not None
+    assert r.test_metric < r.test_metric_zero - 0.1
+    rounds = r.details["rounds"]
+    assert [x["epoch"] for x in rounds] == [20, 40, 100]
+    assert [len(x["scores"]) for x in rounds] == [4, 2, 1]
+    assert rounds[0]["kept"][0] == 3.0
+    assert r.trajectory == [{"aux": 3.0}] * 100
+
+
+def test_halving_keeps_weight_zero_where_the_aux_loss_hurts(cases):
+    # Here the auxiliary loss lowers the main validation loss for the first ~12 epochs, then
+    # holds it at 1.92 against 1.8 at weight 0: a round before that would drop weight 0.
+    r = tune(cases.hurts, epochs=100, method="halving")
+    assert r.aux_weights == {"aux": 0.0}
+    assert r.val_metric == r.val_metric_zero  # the surviving arm is the weight-0 run
+
+
+def test_halving_survivor_is_the_fixed_run_of_its_weight(cases):
+    from auxlab.train import fit
+    from auxlab.weighting import FixedWeights
+
+    got = learn_weights(cases.case, epochs=40, method="halving", options={"weights": [0.0, 3.0]})
+    assert got["weights"] == {"main": 1.0, "aux": 3.0}
+    p = cases.case(0)
+    h = fit(
+        p.model,
+        p.train,
+        p.objective,
+        FixedWeights({"main": 1.0, "aux": 3.0}),
+        epochs=40,
+        optimizer="adam",
+        lr=0.02,
+        val=p.val,
+        progress=False,
+        seed=0,
+    )
+    assert got["val_metric"] == pytest.approx(h.epochs[h.best_epoch - 1]["val_loss_main"])
+    assert got["best_epoch"] == h.best_epoch
+
+
+@pytest.mark.parametrize(
+    ("arms", "epochs", "marks"),
+    [(4, 150, [30, 60]), (4, 60, [12, 24]), (4, 100, [20, 40]), (2, 10, [8]), (1, 5, [])],
+)
+def test_halving_schedule_stays_within_its_budget(arms, epochs, marks):
+    from auxlab._tune import halving_schedule
+
+    def total(ms):
+        alive, n, last, done = [], arms, 0, 0
+        for mark in [*ms, epochs]:
+            alive.append(n)
+            done += n * (mark - last)
+            last, n = mark, math.ceil(n / 2)
+        return done
+
+    assert halving_schedule(arms, epochs) == marks
+    assert total(marks) <= 1.8 * epochs
+    if marks:  # the first milestone is the largest that fits
+        assert total([m * (marks[0] + 1) // marks[0] for m in marks]) > 1.8 * epochs
+
+
+def test_halving_trains_the_epochs_it_accounts_for(cases, monkeypatch):
+    import auxlab.train
+
+    trained = []
+    real = auxlab.train.fit
+
+    def counting(*args, **kw):
+        trained.append(kw["epochs"])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(auxlab.train, "fit", counting)
+    learn_weights(cases.case, epochs=20, method="halving")
+    assert trained == [4, 4, 4, 4, 4, 4, 12]  # 4 arms x 4, 2 x 4, 1 x 12
+    assert sum(trained) == 36 == 1.8 * 20
+
+
+def test_halving_bad_input(cases):
+    with pytest.raises(TuneError, match="room for a first round"):
+        tune(cases.case, epochs=3, method="halving")
+    with pytest.raises(TuneError, match="'weights' and 'budget'"):
+        tune(cases.case, epochs=10, method="halving", options={"lr": 1})
+    with pytest.raises(TuneError, match=">= 0"):
+        tune(cases.case, epochs=10, method="halving", options={"weights": [0, -1]})
+    with pytest.raises(TuneError, match="non-empty list"):
+        tune(cases.case, epochs=10, method="halving", options={"weights": 3})
