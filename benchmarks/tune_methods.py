@@ -182,7 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one case, 2 seeds, 1/5 epochs")
     parser.add_argument("--cases", nargs="*", default=None, help=f"default: {DEFAULT_CASES}")
     parser.add_argument("--methods", nargs="*", default=list(METHODS), help="tune's methods")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds 100..100+N-1")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds FIRST..FIRST+N-1")
+    parser.add_argument("--first-seed", type=int, default=100, help="the first seed")
     parser.add_argument(
         "--start",
         type=float,
@@ -201,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [n for n in names if n not in CASES and n not in PENDING]
     if unknown:
         parser.error(f"unknown case(s) {unknown}; the cases are {[*CASES, *PENDING]}")
-    seeds = list(range(100, 100 + (2 if a.quick else a.seeds)))
+    seeds = list(range(a.first_seed, a.first_seed + (2 if a.quick else a.seeds)))
     records: list[dict[str, Any]] = []
     started = time.perf_counter()
     for name in names:
