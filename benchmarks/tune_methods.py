@@ -88,18 +88,21 @@ def run_case(
     seeds: Sequence[int],
     div: int,
     start: float | None = None,
-    options: dict[str, Any] | None = None,
+    options: dict[str, dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     case = get(name)
     target: Any = case.ref if name in CASES else case.builder
     args = dict(case.args)
     epochs = max(case.epochs // div, 5)
     monitor = f"val_main_{case.metric}"
-    opts = {} if start is None else {"weights": start}  # the strategies' initial weight
-    opts.update(options or {})
-    parts = [] if start is None else [f"from {start:g}"]
-    parts += [f"{k}={json.dumps(v).replace(' ', '')}" for k, v in (options or {}).items()]
-    label = f" ({', '.join(parts)})" if parts else ""
+    start_opts = {} if start is None else {"weights": start}  # the strategies' initial weight
+    opts = {m: {**start_opts, **(options or {}).get(m, {})} for m in methods}
+    labels = {}
+    for m in methods:
+        parts = [] if start is None else [f"from {start:g}"]
+        own = (options or {}).get(m, {})
+        parts += [f"{k}={json.dumps(v).replace(' ', '')}" for k, v in own.items()]
+        labels[m] = f"{m} ({', '.join(parts)})" if parts else m
     out: list[dict[str, Any]] = []
     for seed in seeds:
         with warnings.catch_warnings():
@@ -112,7 +115,7 @@ def run_case(
                 method=methods[0],
                 monitor=monitor,
                 threads=1,
-                options=opts,
+                options=opts[methods[0]],
             )
             runs = [(methods[0], r.aux_weights, r.test_metric, r.val_metric, r.seconds, r.details)]
             for m in methods[1:]:
@@ -123,7 +126,7 @@ def run_case(
                     epochs=epochs,
                     method=m,
                     monitor=monitor,
-                    options=opts,
+                    options=opts[m],
                 )
                 aux = {t: w for t, w in got["weights"].items() if t != "main"}
                 runs.append(
@@ -131,13 +134,14 @@ def run_case(
                 )
         assert r.test_metric_zero is not None
         for m, aux, test, val, seconds, details in runs:
+            assert test is not None
             extra = {"rounds": details["rounds"]} if "rounds" in details else {}
             out.append(
                 {
                     "case": name,
                     "verdict": case.expected,
                     "epochs": epochs,
-                    "method": m + label,
+                    "method": labels[m],
                     "seed": seed,
                     "weight": float(next(iter(aux.values()))),
                     "test_metric": test,
@@ -190,7 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the learned weight's start (default: tune's, 0); strategy methods only",
     )
     parser.add_argument(
-        "--options", type=json.loads, help="the methods' options, JSON (e.g. halving's weights)"
+        "--options",
+        type=json.loads,
+        help='options per method, JSON: \'{"halving": {"weights": [0, 3]}}\'',
     )
     parser.add_argument("--table", type=Path, help="only print the table of these records")
     a = parser.parse_args(argv)

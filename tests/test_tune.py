@@ -496,7 +496,8 @@ def test_halving_picks_the_best_weight_of_its_grid(cases):
     r = tune(cases.case, epochs=100, method="halving")
     assert r.aux_weights == {"aux": 3.0}
     assert r.val_metric < r.val_metric_zero - 0.1
-    assert r.test_metric is not None and r.test_metric_zero is not None
+    assert r.test_metric is not None
+    assert r.test_metric_zero is not None
     assert r.test_metric < r.test_metric_zero - 0.1
     rounds = r.details["rounds"]
     assert [x["epoch"] for x in rounds] == [20, 40, 100]

@@ -673,9 +673,10 @@ def _halving_run(
 
     Every arm is a copy of the problem (parameters, loader state), trained with its fixed
     weight and its own optimizer; at each milestone of :func:`halving_schedule` the arms are
-    ranked by their best validation ``monitor`` so far (ties: the lower main validation loss
-    at that epoch) and the better half continues where it stopped. The survivor's best epoch
-    over its whole run is kept.
+    ranked by their best validation ``monitor`` so far (its first best epoch, as ``fit``
+    picks it; ties between arms: the lower main validation loss at that epoch), and the
+    better half continues where it stopped. The survivor's best epoch over its whole run is
+    kept.
     """
     from auxlab.train import fit, make_optimizer
     from auxlab.train._checkpoint import higher_is_better
@@ -717,7 +718,9 @@ def _halving_run(
             def keep(ep: dict[str, Any], arm: _Arm = arm) -> None:
                 arm.epochs.append(ep)
                 k = key(ep)
-                if arm.best_state is None or k > arm.best:
+                # The best epoch as fit picks it (the first of equal values); the loss only
+                # breaks ties between arms.
+                if arm.best_state is None or k[0] > arm.best[0]:
                     arm.best, arm.best_epoch = k, len(arm.epochs)
                     arm.best_state = copy.deepcopy(arm.problem.model.state_dict())
 
