@@ -198,10 +198,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=json.loads,
         help='options per method, JSON: \'{"halving": {"weights": [0, 3]}}\'',
     )
-    parser.add_argument("--table", type=Path, help="only print the table of these records")
+    parser.add_argument(
+        "--table", type=Path, nargs="+", help="only print the table of these records (files)"
+    )
     a = parser.parse_args(argv)
     if a.table:
-        print(table(json.loads(a.table.read_text())))
+        print(table([r for f in a.table for r in json.loads(f.read_text())]))
         return 0
     torch.set_num_threads(1)
     names = a.cases or (["digits_semi"] if a.quick else list(DEFAULT_CASES))

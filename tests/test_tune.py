@@ -100,7 +100,7 @@ def test_weight_rises_where_the_aux_loss_helps(cases, method, least):
     r = tune(cases.case, epochs=30, method=method, options=options)
     assert r.aux_weights["aux"] > least
     assert r.weights["main"] == 1.0
-    if method == "lookahead-val":  # the default: it also gains on validation and test
+    if method == "lookahead-val":  # it also gains on validation and test
         assert r.val_metric < r.val_metric_zero - 0.1
         assert r.test_metric < r.test_metric_zero - 0.1
 
@@ -476,7 +476,7 @@ def test_learn_weights_trains_only_the_learning_run(cases):
     from auxlab._tune import DEFAULT_METHOD, learn_weights
 
     got = learn_weights(cases.case, epochs=3, seed=1)
-    assert got["method"] == DEFAULT_METHOD == "lookahead-val"
+    assert got["method"] == DEFAULT_METHOD == "halving"
     assert set(got["weights"]) == {"main", "aux"}
     assert len(got["trajectory"]) == 3
     # The same numbers as tune's learning run with the same seed.
@@ -488,12 +488,30 @@ def test_learn_weights_trains_only_the_learning_run(cases):
 # ---------------------------------------------------------------------------------------------
 # halving: successive halving over fixed weights.
 
+GRID4 = (0.0, 0.3, 1.0, 3.0)
+
+
+@pytest.mark.parametrize(("builder", "weight"), [("case", 3.0), ("hurts", 0.0)])
+def test_default_races_weight_zero_against_three(cases, builder, weight):
+    r = tune(getattr(cases, builder), epochs=30)
+    assert r.method == "halving"
+    assert r.aux_weights == {"aux": weight}
+    (first, last) = r.details["rounds"]
+    assert first["epoch"] == 24  # both arms to 4/5 of the run, the better one on to 30
+    assert set(first["scores"]) == {0.0, 3.0}
+    assert last["kept"] == [weight]
+    if weight == 0.0:  # the survivor is the weight-0 run: never below it
+        assert r.val_metric == r.val_metric_zero
+        assert r.test_metric == r.test_metric_zero
+    else:
+        assert r.val_metric < r.val_metric_zero - 0.1
+
 
 def test_halving_picks_the_best_weight_of_its_grid(cases):
     # The case's answer: val main loss 1.59 at weight 0, 1.33 at 1, 1.21 at 3 (see CASES). The
     # arms separate after ~12 epochs (before, the order is noise): 100 epochs put the first
     # round at 20 (with 30, at 6, halving keeps 0 and 0.3 and ends at 0.3).
-    r = tune(cases.case, epochs=100, method="halving")
+    r = tune(cases.case, epochs=100, method="halving", options={"weights": GRID4})
     assert r.aux_weights == {"aux": 3.0}
     assert r.val_metric < r.val_metric_zero - 0.1
     assert r.test_metric is not None
@@ -509,7 +527,7 @@ def test_halving_picks_the_best_weight_of_its_grid(cases):
 def test_halving_keeps_weight_zero_where_the_aux_loss_hurts(cases):
     # Here the auxiliary loss lowers the main validation loss for the first ~12 epochs, then
     # holds it at 1.92 against 1.8 at weight 0: a round before that would drop weight 0.
-    r = tune(cases.hurts, epochs=100, method="halving")
+    r = tune(cases.hurts, epochs=100, method="halving", options={"weights": GRID4})
     assert r.aux_weights == {"aux": 0.0}
     assert r.val_metric == r.val_metric_zero  # the surviving arm is the weight-0 run
 
@@ -558,7 +576,11 @@ def test_halving_schedule_stays_within_its_budget(arms, epochs, marks):
         assert total([m * (marks[0] + 1) // marks[0] for m in marks]) > 1.8 * epochs
 
 
-def test_halving_trains_the_epochs_it_accounts_for(cases, monkeypatch):
+@pytest.mark.parametrize(
+    ("grid", "segments"),
+    [(GRID4, [4, 4, 4, 4, 4, 4, 12]), (None, [16, 16, 4])],  # None: the default, (0, 3)
+)
+def test_halving_trains_the_epochs_it_accounts_for(cases, monkeypatch, grid, segments):
     import auxlab.train
 
     trained = []
@@ -569,14 +591,17 @@ def test_halving_trains_the_epochs_it_accounts_for(cases, monkeypatch):
         return real(*args, **kw)
 
     monkeypatch.setattr(auxlab.train, "fit", counting)
-    learn_weights(cases.case, epochs=20, method="halving")
-    assert trained == [4, 4, 4, 4, 4, 4, 12]  # 4 arms x 4, 2 x 4, 1 x 12
+    options = {} if grid is None else {"weights": grid}
+    learn_weights(cases.case, epochs=20, method="halving", options=options)
+    assert trained == segments  # 4 arms x 4, 2 x 4, 1 x 12; or 2 arms x 16, 1 x 4
     assert sum(trained) == 36 == 1.8 * 20
 
 
 def test_halving_bad_input(cases):
     with pytest.raises(TuneError, match="room for a first round"):
-        tune(cases.case, epochs=3, method="halving")
+        tune(cases.case, epochs=1, method="halving")
+    with pytest.raises(TuneError, match="room for a first round"):
+        tune(cases.case, epochs=3, method="halving", options={"weights": GRID4})
     with pytest.raises(TuneError, match="'weights' and 'budget'"):
         tune(cases.case, epochs=10, method="halving", options={"lr": 1})
     with pytest.raises(TuneError, match=">= 0"):
