@@ -1,10 +1,12 @@
-"""``auxlab.tune``: learn the auxiliary weights in one run, and train weight 0 beside it.
+"""``auxlab.tune``: learn the auxiliary weights in one call, and train weight 0 beside it.
 
 Given a builder (``builder(seed, **args) -> Problem``), a :class:`~auxlab.study.Problem` or a
-study TOML, :func:`tune` trains once with a method that moves the weights on the validation
-split, trains weight 0 with the same seed for comparison, and returns a :class:`TuneResult`:
-the learned weights as fixed weights and as ``RelativeWeights`` shares, their trajectory, the
-validation (and test) metric of both runs, and their times. ``verify=N`` then trains ``N``
+study TOML, :func:`tune` learns the weights on the validation split within about two runs'
+time (by default ``halving``: weight 0 raced against weight 3, the better one on validation
+finishing the run; or a method that moves the weights during one run), trains weight 0 with
+the same seed for comparison, and returns a :class:`TuneResult`: the learned weights as fixed
+weights and as ``RelativeWeights`` shares, their trajectory, the validation (and test)
+metric of both runs, and their times. ``verify=N`` then trains ``N``
 fresh seeds at weight 0 and at the learned weights held fixed, and compares them seed by seed.
 
 Validation drives the weights and picks the best epoch; the test split, when the problem has
@@ -875,7 +877,7 @@ def tune(
         builder_args: Keyword arguments of the builder (over a TOML's ``[builder_args]``).
         epochs: Epochs per run (default: the TOML's, else 5).
         method: How the weights are learned: a name of :data:`METHODS`
-            (``"forkmerge"``, ``"ol-aux"``, ...).
+            (``"halving"``, the default; ``"lookahead-val"``, ``"forkmerge"``, ...).
         verify: Train this many fresh seeds (``seed + 1``, ...) at weight 0 and at the
             learned weights held fixed, and compare them seed by seed (0: no verification).
         threads: torch's intra-op threads during the call (``None``: the TOML's, else
@@ -883,8 +885,9 @@ def tune(
         progress: Print a line per run to stderr.
         monitor: The validation key that picks the best epoch and is compared (default: the
             TOML's metric, else the main task's first metric, else its loss).
-        options: Keyword arguments of the method (e.g. ForkMerge's ``weights``,
-            ``merge_every``, ``grid``; a strategy's constructor arguments).
+        options: Keyword arguments of the method (``halving``'s ``weights`` and ``budget``;
+            ForkMerge's ``weights``, ``merge_every``, ``grid``; a strategy's constructor
+            arguments).
 
     Returns:
         A :class:`TuneResult`; :meth:`TuneResult.summary` says it in words.
