@@ -597,11 +597,29 @@ def test_halving_trains_the_epochs_it_accounts_for(cases, monkeypatch, grid, seg
     assert sum(trained) == 36 == 1.8 * 20
 
 
+@pytest.mark.parametrize(("epochs", "grid"), [(1, None), (3, GRID4)])
+def test_halving_with_too_few_epochs_races_every_weight_to_the_end(cases, epochs, grid):
+    options = {} if grid is None else {"weights": grid}
+    if grid is None:  # the default's two arms: 2 runs, within the bound, no warning
+        r = tune(cases.case, epochs=epochs, method="halving", options=options)
+    else:
+        with pytest.warns(UserWarning, match="training every weight for all"):
+            r = tune(cases.case, epochs=epochs, method="halving", options=options)
+    (only,) = r.details["rounds"]
+    assert only["epoch"] == epochs
+    assert len(only["scores"]) == len(grid or (0, 3))
+    best = min(only["scores"], key=only["scores"].get)  # a loss: lower is better
+    assert only["kept"] == [best] == [r.aux_weights["aux"]]
+    assert r.val_metric == only["scores"][best]
+
+
 def test_halving_bad_input(cases):
+    from auxlab._tune import halving_schedule
+
     with pytest.raises(TuneError, match="room for a first round"):
-        tune(cases.case, epochs=1, method="halving")
-    with pytest.raises(TuneError, match="room for a first round"):
-        tune(cases.case, epochs=3, method="halving", options={"weights": GRID4})
+        halving_schedule(4, 3)
+    with pytest.raises(TuneError, match="at least one arm"):
+        halving_schedule(0, 10)
     with pytest.raises(TuneError, match="'weights' and 'budget'"):
         tune(cases.case, epochs=10, method="halving", options={"lr": 1})
     with pytest.raises(TuneError, match=">= 0"):

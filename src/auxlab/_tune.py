@@ -699,7 +699,20 @@ def _halving_run(
     if any(not math.isfinite(w) or w < 0 for w in arms_w):
         raise TuneError(f"halving's weights must be finite and >= 0, got {list(grid)}")
     budget = float(options.get("budget", HALVING_BUDGET))
-    marks = [*halving_schedule(len(arms_w), epochs, budget), epochs]
+    try:
+        marks = [*halving_schedule(len(arms_w), epochs, budget), epochs]
+    except TuneError as exc:
+        # Too few epochs for a round within the budget (the default's 2 arms: 1 epoch): race
+        # every arm to the end instead; said when that costs more than 2 runs.
+        if len(arms_w) > 2:
+            import warnings
+
+            warnings.warn(
+                f"{exc}; training every weight for all {epochs} epoch(s) instead and keeping "
+                f"the best on validation ({len(arms_w)}x one run)",
+                stacklevel=4,
+            )
+        marks = [epochs]
     higher = higher_is_better(monitor)
     loss_key = f"val_loss_{main}"
 
@@ -744,15 +757,15 @@ def _halving_run(
             )
         done = mark
         ranked = sorted(arms, key=lambda a: a.best, reverse=True)
+        kept = ranked[:1] if mark == epochs else ranked[: math.ceil(len(arms) / 2)]
         rounds.append(
             {
                 "epoch": mark,
                 "scores": {a.weight: a.best[0] if higher else -a.best[0] for a in arms},
-                "kept": [a.weight for a in ranked[: math.ceil(len(arms) / 2)]],
+                "kept": [a.weight for a in kept],
             }
         )
-        if len(arms) > 1:
-            arms = ranked[: math.ceil(len(arms) / 2)]
+        arms = kept
     seconds = time.perf_counter() - start
     (arm,) = arms
     assert arm.best_state is not None
