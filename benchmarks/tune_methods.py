@@ -1,8 +1,10 @@
 """Which method should ``auxlab tune`` use by default? Its methods on cases with a known answer.
 
-Reproduce (the table in ``docs/tune.md``)::
+Reproduce (the tables in ``docs/tune.md``, which gives the commands of each part)::
 
-    python benchmarks/tune_methods.py --json benchmarks/results/tune_methods.json
+    python benchmarks/tune_methods.py --seeds 5 --first-seed 105 --methods halving \
+        lookahead-val --options '{"halving": {"weights": [0, 3]}}' --json part1.json
+    python benchmarks/tune_methods.py --table part1.json part2.json ...   # one table
     python benchmarks/tune_methods.py --quick --json /tmp/tune_methods.json   # ~2 minutes
 
 Per case of ``auxlab.cases`` (its epoch budget, one torch thread) and seed: one
@@ -15,7 +17,10 @@ the weight-0 run's (same process, in turn; the machine may be shared: a ratio, n
 Records (``--json``, one per learning run): ``case``, ``verdict`` (the case's oracle
 verdict), ``method``, ``seed``, ``weight`` (the learned auxiliary weight, as a fixed
 weight), ``test_metric``, ``test_metric_zero``, ``diff_vs_zero``, ``val_diff_vs_zero``,
-``seconds``, ``seconds_zero``, ``runs`` (the cost, in fixed-weight runs).
+``seconds``, ``seconds_zero``, ``runs`` (the cost, in fixed-weight runs), and for
+``halving`` its ``rounds`` (each arm's best validation metric at each milestone, the kept
+weights). ``fashion_reconstruct`` is built from its builder and arguments while
+``auxlab.cases`` does not list it yet.
 """
 
 from __future__ import annotations
