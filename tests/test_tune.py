@@ -12,7 +12,7 @@ from torch import nn
 
 import auxlab
 from auxlab import ArrayLoader, Objective, forkmerge, tune
-from auxlab._tune import TuneError, paired_comparison
+from auxlab._tune import TuneError, learn_weights, paired_comparison
 from auxlab.cli import main
 from auxlab.train import merge_states
 from auxlab.train._forkmerge import search_merge
@@ -100,7 +100,7 @@ def test_weight_rises_where_the_aux_loss_helps(cases, method, least):
     r = tune(cases.case, epochs=30, method=method, options=options)
     assert r.aux_weights["aux"] > least
     assert r.weights["main"] == 1.0
-    if method == "lookahead-val":  # the default: it also gains on validation and test
+    if method == "lookahead-val":  # it also gains on validation and test
         assert r.val_metric < r.val_metric_zero - 0.1
         assert r.test_metric < r.test_metric_zero - 0.1
 
@@ -476,10 +476,153 @@ def test_learn_weights_trains_only_the_learning_run(cases):
     from auxlab._tune import DEFAULT_METHOD, learn_weights
 
     got = learn_weights(cases.case, epochs=3, seed=1)
-    assert got["method"] == DEFAULT_METHOD == "lookahead-val"
+    assert got["method"] == DEFAULT_METHOD == "halving"
     assert set(got["weights"]) == {"main", "aux"}
     assert len(got["trajectory"]) == 3
     # The same numbers as tune's learning run with the same seed.
     r = tune(cases.case, epochs=3, seed=1)
     assert got["weights"] == pytest.approx(r.weights)
     assert got["val_metric"] == pytest.approx(r.val_metric)
+
+
+# ---------------------------------------------------------------------------------------------
+# halving: successive halving over fixed weights.
+
+GRID4 = (0.0, 0.3, 1.0, 3.0)
+
+
+@pytest.mark.parametrize(("builder", "weight"), [("case", 3.0), ("hurts", 0.0)])
+def test_default_races_weight_zero_against_three(cases, builder, weight):
+    r = tune(getattr(cases, builder), epochs=30)
+    assert r.method == "halving"
+    assert r.aux_weights == {"aux": weight}
+    (first, last) = r.details["rounds"]
+    assert first["epoch"] == 24  # both arms to 4/5 of the run, the better one on to 30
+    assert set(first["scores"]) == {0.0, 3.0}
+    assert last["kept"] == [weight]
+    if weight == 0.0:  # the survivor is the weight-0 run: never below it
+        assert r.val_metric == r.val_metric_zero
+        assert r.test_metric == r.test_metric_zero
+    else:
+        assert r.val_metric < r.val_metric_zero - 0.1
+
+
+def test_halving_picks_the_best_weight_of_its_grid(cases):
+    # The case's answer: val main loss 1.59 at weight 0, 1.33 at 1, 1.21 at 3 (see CASES). The
+    # arms separate after ~12 epochs (before, the order is noise): 100 epochs put the first
+    # round at 20 (with 30, at 6, halving keeps 0 and 0.3 and ends at 0.3).
+    r = tune(cases.case, epochs=100, method="halving", options={"weights": GRID4})
+    assert r.aux_weights == {"aux": 3.0}
+    assert r.val_metric < r.val_metric_zero - 0.1
+    assert r.test_metric is not None
+    assert r.test_metric_zero is not None
+    assert r.test_metric < r.test_metric_zero - 0.1
+    rounds = r.details["rounds"]
+    assert [x["epoch"] for x in rounds] == [20, 40, 100]
+    assert [len(x["scores"]) for x in rounds] == [4, 2, 1]
+    assert rounds[0]["kept"][0] == 3.0
+    assert r.trajectory == [{"aux": 3.0}] * 100
+
+
+def test_halving_keeps_weight_zero_where_the_aux_loss_hurts(cases):
+    # Here the auxiliary loss lowers the main validation loss for the first ~12 epochs, then
+    # holds it at 1.92 against 1.8 at weight 0: a round before that would drop weight 0.
+    r = tune(cases.hurts, epochs=100, method="halving", options={"weights": GRID4})
+    assert r.aux_weights == {"aux": 0.0}
+    assert r.val_metric == r.val_metric_zero  # the surviving arm is the weight-0 run
+
+
+def test_halving_survivor_is_the_fixed_run_of_its_weight(cases):
+    from auxlab.train import fit
+    from auxlab.weighting import FixedWeights
+
+    got = learn_weights(cases.case, epochs=40, method="halving", options={"weights": [0.0, 3.0]})
+    assert got["weights"] == {"main": 1.0, "aux": 3.0}
+    p = cases.case(0)
+    h = fit(
+        p.model,
+        p.train,
+        p.objective,
+        FixedWeights({"main": 1.0, "aux": 3.0}),
+        epochs=40,
+        optimizer="adam",
+        lr=0.02,
+        val=p.val,
+        progress=False,
+        seed=0,
+    )
+    assert got["val_metric"] == pytest.approx(h.epochs[h.best_epoch - 1]["val_loss_main"])
+    assert got["best_epoch"] == h.best_epoch
+
+
+@pytest.mark.parametrize(
+    ("arms", "epochs", "marks"),
+    [(4, 150, [30, 60]), (4, 60, [12, 24]), (4, 100, [20, 40]), (2, 10, [8]), (1, 5, [])],
+)
+def test_halving_schedule_stays_within_its_budget(arms, epochs, marks):
+    from auxlab._tune import halving_schedule
+
+    def total(ms):
+        alive, n, last, done = [], arms, 0, 0
+        for mark in [*ms, epochs]:
+            alive.append(n)
+            done += n * (mark - last)
+            last, n = mark, math.ceil(n / 2)
+        return done
+
+    assert halving_schedule(arms, epochs) == marks
+    assert total(marks) <= 1.8 * epochs
+    if marks:  # the first milestone is the largest that fits
+        assert total([m * (marks[0] + 1) // marks[0] for m in marks]) > 1.8 * epochs
+
+
+@pytest.mark.parametrize(
+    ("grid", "segments"),
+    [(GRID4, [4, 4, 4, 4, 4, 4, 12]), (None, [16, 16, 4])],  # None: the default, (0, 3)
+)
+def test_halving_trains_the_epochs_it_accounts_for(cases, monkeypatch, grid, segments):
+    import auxlab.train
+
+    trained = []
+    real = auxlab.train.fit
+
+    def counting(*args, **kw):
+        trained.append(kw["epochs"])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(auxlab.train, "fit", counting)
+    options = {} if grid is None else {"weights": grid}
+    learn_weights(cases.case, epochs=20, method="halving", options=options)
+    assert trained == segments  # 4 arms x 4, 2 x 4, 1 x 12; or 2 arms x 16, 1 x 4
+    assert sum(trained) == 36 == 1.8 * 20
+
+
+@pytest.mark.parametrize(("epochs", "grid"), [(1, None), (3, GRID4)])
+def test_halving_with_too_few_epochs_races_every_weight_to_the_end(cases, epochs, grid):
+    options = {} if grid is None else {"weights": grid}
+    if grid is None:  # the default's two arms: 2 runs, within the bound, no warning
+        r = tune(cases.case, epochs=epochs, method="halving", options=options)
+    else:
+        with pytest.warns(UserWarning, match="training every weight for all"):
+            r = tune(cases.case, epochs=epochs, method="halving", options=options)
+    (only,) = r.details["rounds"]
+    assert only["epoch"] == epochs
+    assert len(only["scores"]) == len(grid or (0, 3))
+    best = min(only["scores"], key=only["scores"].get)  # a loss: lower is better
+    assert only["kept"] == [best] == [r.aux_weights["aux"]]
+    assert r.val_metric == only["scores"][best]
+
+
+def test_halving_bad_input(cases):
+    from auxlab._tune import halving_schedule
+
+    with pytest.raises(TuneError, match="room for a first round"):
+        halving_schedule(4, 3)
+    with pytest.raises(TuneError, match="at least one arm"):
+        halving_schedule(0, 10)
+    with pytest.raises(TuneError, match="'weights' and 'budget'"):
+        tune(cases.case, epochs=10, method="halving", options={"lr": 1})
+    with pytest.raises(TuneError, match=">= 0"):
+        tune(cases.case, epochs=10, method="halving", options={"weights": [0, -1]})
+    with pytest.raises(TuneError, match="non-empty list"):
+        tune(cases.case, epochs=10, method="halving", options={"weights": 3})
