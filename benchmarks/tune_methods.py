@@ -40,7 +40,6 @@ import torch
 import auxlab
 from auxlab._tune import METHODS, learn_weights
 from auxlab.cases import CASES, Case
-from auxlab.cases._fashion import multi_fashion
 
 DEFAULT_CASES = (
     "digits_semi",
@@ -49,21 +48,6 @@ DEFAULT_CASES = (
     "digits_distractor",
     "digits_random",
 )
-
-#: Cases measured by the oracle before they reached ``auxlab.cases`` (same builder, same
-#: arguments as the case): used only while the registry does not have them yet.
-PENDING = {
-    "fashion_reconstruct": Case(
-        "fashion_reconstruct",
-        "the top-left garment's class (200 labelled) on a 20x20 canvas of two; aux: its pixels",
-        multi_fashion,
-        "accuracy",
-        100,
-        "helps",
-        "Fashion-MNIST",
-        {"aux": "reconstruct", "n_train": 200, "batch_size": 50},
-    )
-}
 
 #: The oracle's best mean paired test gain over weight 0 where the auxiliary loss helps
 #: (docs/advisor.md, benchmarks/results/oracle.json: weights 0 ... 10, 10 seeds for the
@@ -76,7 +60,7 @@ ORACLE_GAIN = {
 
 
 def get(name: str) -> Case:
-    return CASES[name] if name in CASES else PENDING[name]
+    return CASES[name]
 
 
 def interval(values: Sequence[float]) -> tuple[float, float, float]:
@@ -212,9 +196,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     torch.set_num_threads(1)
     names = a.cases or (["digits_semi"] if a.quick else list(DEFAULT_CASES))
-    unknown = [n for n in names if n not in CASES and n not in PENDING]
+    unknown = [n for n in names if n not in CASES]
     if unknown:
-        parser.error(f"unknown case(s) {unknown}; the cases are {[*CASES, *PENDING]}")
+        parser.error(f"unknown case(s) {unknown}; the cases are {list(CASES)}")
     seeds = list(range(a.first_seed, a.first_seed + (2 if a.quick else a.seeds)))
     records: list[dict[str, Any]] = []
     started = time.perf_counter()
