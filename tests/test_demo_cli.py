@@ -71,7 +71,7 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     assert recommendation.strip() in printed.out
     # One `auxlab tune` run beside the grid, compared with the grid's weight-0 run of seed 0.
     tune_text = (out / "tune.txt").read_text()
-    assert tune_text.startswith("Learned in one run instead (auxlab tune, method ")
+    assert tune_text.startswith("Learned in one call instead (auxlab tune, method ")
     assert "for the grid's weight-0 run of seed 0" in tune_text
     assert tune_text.strip() in printed.out
     assert "Settings compared" in html

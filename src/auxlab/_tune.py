@@ -878,7 +878,7 @@ def tune(
     monitor: str | None = None,
     options: Mapping[str, Any] | None = None,
 ) -> TuneResult:
-    """Learn the auxiliary weights in one run, and train weight 0 with the same seed beside it.
+    """Learn the auxiliary weights in one call, and train weight 0 with the same seed beside it.
 
     Args:
         target: A builder (a callable ``builder(seed, **builder_args) -> Problem`` or

@@ -110,10 +110,12 @@ def _add_tune_parser(sub: Any) -> None:
 
     tune = sub.add_parser(
         "tune",
-        help="learn the auxiliary weight in one run, beside weight 0",
+        help="learn the auxiliary weight in about two runs' time, beside weight 0",
         description=(
             "Learn the auxiliary weights of a builder's problem (module:function) or a study "
-            "TOML in one run, train weight 0 with the same seed beside it, and print the "
+            "TOML within about two runs' time (the default races weight 0 against weight 3; "
+            "--method lookahead-val learns it in one run), train weight 0 with the same seed "
+            "beside it, and print the "
             "learned weight as a fixed weight and as a RelativeWeights share, its trajectory "
             "and the validation metric of both runs. --verify N trains N fresh seeds at "
             "weight 0 and at the learned weight held fixed and compares them seed by seed. "

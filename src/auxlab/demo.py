@@ -355,7 +355,7 @@ def tune_beside_grid(study: Study, cfg: DemoConfig) -> str:
     aux = {t: w for t, w in got["weights"].items() if t != "main"}
     shown = ", ".join(f"'{t}': {w:.3g}" for t, w in aux.items())
     lines = [
-        f"Learned in one run instead (auxlab tune, method {method}, seed {seed}, "
+        f"Learned in one call instead (auxlab tune, method {method}, seed {seed}, "
         f"{sc.epochs} epoch(s), {got['seconds']:.0f} s): FixedWeights({{'main': 1, {shown}}})",
     ]
     if got["shares"]:
