@@ -276,9 +276,9 @@ def test_cli_tune_json_records(cases, tmp_path, monkeypatch, capsys):
             "tune",
             "tune_cases_mod:case",
             "--method",
-            "ol-aux",
+            "lookahead-val",  # learns a weight above 0 here (verify is skipped at exactly 0)
             "--epochs",
-            "2",
+            "4",
             "--verify",
             "2",
             "--set",
@@ -530,6 +530,17 @@ def test_halving_keeps_weight_zero_where_the_aux_loss_hurts(cases):
     r = tune(cases.hurts, epochs=100, method="halving", options={"weights": GRID4})
     assert r.aux_weights == {"aux": 0.0}
     assert r.val_metric == r.val_metric_zero  # the surviving arm is the weight-0 run
+
+
+def test_verify_is_not_run_when_the_learned_weight_is_zero(cases):
+    # Weight 0 held fixed is the weight-0 run: N pairs would all be equal (and cost 2N runs).
+    r = tune(cases.hurts, epochs=100, method="halving", options={"weights": GRID4}, verify=2)
+    assert r.aux_weights == {"aux": 0.0}
+    assert r.verify is None
+    assert r.verify_note is not None
+    assert "learned weight is 0" in r.verify_note
+    assert r.verify_note in r.summary()
+    assert not [x for x in r.records() if x["kind"].startswith("verify")]
 
 
 def test_halving_survivor_is_the_fixed_run_of_its_weight(cases):

@@ -182,6 +182,7 @@ class TuneResult:
     target: str = ""
     verify: Verify | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    verify_note: str | None = None
 
     @property
     def cost(self) -> float:
@@ -245,6 +246,8 @@ class TuneResult:
                 f"− weight 0 = {v.mean:+.4f}, {interval}: {v.verdict}."
             )
             lines.append(f"  {per}")
+        if self.verify_note:
+            lines.append(self.verify_note)
         return "\n".join(lines)
 
     def records(self) -> list[dict[str, Any]]:
@@ -398,7 +401,14 @@ def _resolve_target(target: Any, builder_args: Mapping[str, Any] | None) -> _Tar
     def from_builder(seed: int) -> Any:
         return as_problem(builder(seed, **args))
 
-    return _Target(from_builder, str(label))
+    return _Target(from_builder, str(label), epochs=_case_epochs(builder))
+
+
+def _case_epochs(builder: Callable[..., Any]) -> int | None:
+    """The epoch budget of a case of :mod:`auxlab.cases` whose builder this is, else None."""
+    from auxlab.cases import CASES
+
+    return next((c.epochs for c in CASES.values() if c.builder is builder), None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -888,7 +898,8 @@ def tune(
             ``optimizer`` and ``threads``; the strategies and seeds are not used).
         seed: The seed of the learning run and of the weight-0 run.
         builder_args: Keyword arguments of the builder (over a TOML's ``[builder_args]``).
-        epochs: Epochs per run (default: the TOML's, else 5).
+        epochs: Epochs per run (default: the TOML's; for a builder of :mod:`auxlab.cases`, its
+            epoch budget; else 5).
         method: How the weights are learned: a name of :data:`METHODS`
             (``"halving"``, the default; ``"lookahead-val"``, ``"forkmerge"``, ...).
         verify: Train this many fresh seeds (``seed + 1``, ...) at weight 0 and at the
@@ -1044,7 +1055,14 @@ def _tune(
         target=tgt.label,
         details=run.details,
     )
-    if verify:
+    if verify and all(w == 0.0 for w in run.weights.values()):
+        # Weight 0 fixed is the weight-0 run itself: N seeds of each would be equal pairs.
+        result.verify_note = (
+            f"Verify: not run (asked for {verify} seed(s)): the learned weight is 0, the weight-0 "
+            "run itself, so every pair would be equal. Keep the auxiliary loss out, or compare "
+            "weights of your choosing with a study (auxlab study)."
+        )
+    elif verify:
         result.verify = _verify(tgt, run.weights, seed, epochs, verify, monitor, higher, progress)
     return result
 

@@ -129,7 +129,11 @@ def _add_tune_parser(sub: Any) -> None:
         help=f"how the weights are learned: {', '.join(METHODS)} (default: %(default)s)",
     )
     tune.add_argument("--seed", type=_nonneg_int, default=0, help="seed (default: %(default)s)")
-    tune.add_argument("--epochs", type=positive_int, help="epochs (default: the TOML's, else 5)")
+    tune.add_argument(
+        "--epochs",
+        type=positive_int,
+        help="epochs (default: the TOML's; a case of auxlab.cases: its budget; else 5)",
+    )
     tune.add_argument(
         "--verify",
         type=_nonneg_int,
