@@ -454,6 +454,44 @@ def _test_score(problem: Any, model: nn.Module, monitor: str) -> float | None:
     )
 
 
+def _aux_tasks(problem: Any) -> list[str]:
+    main = problem.objective.main
+    return [t for t in problem.objective.tasks if t != main]
+
+
+def _timed_fit(
+    problem: Any,
+    strategy: Any,
+    epochs: int,
+    seed: int,
+    optimizer: str,
+    lr: float | None,
+    monitor: str,
+    shared: Any = None,
+) -> tuple[Any, float, int]:
+    """``fit`` on the problem keeping its best validation epoch: (history, seconds, best)."""
+    from auxlab.train import fit
+
+    start = time.perf_counter()
+    history = fit(
+        problem.model,
+        problem.train,
+        problem.objective,
+        strategy,
+        epochs=epochs,
+        optimizer=optimizer,
+        lr=lr,
+        val=problem.val,
+        monitor=monitor,
+        shared=shared,
+        restore_best=True,
+        progress=False,
+        seed=seed,
+    )
+    seconds = time.perf_counter() - start
+    return history, seconds, history.best_epoch or len(history.epochs)
+
+
 def _fixed_run(
     problem: Any,
     target: _Target,
@@ -462,33 +500,23 @@ def _fixed_run(
     seed: int,
     monitor: str | None,
 ) -> _Run:
-    from auxlab.train import fit
     from auxlab.weighting import FixedWeights
 
     optimizer, lr, monitor = _settings(problem, target, monitor)
-    main = problem.objective.main
-    auxes = [t for t in problem.objective.tasks if t != main]
-    fixed = {main: 1.0, **{t: float(weights.get(t, 0.0)) for t in auxes}}
-    start = time.perf_counter()
-    history = fit(
-        problem.model,
-        problem.train,
-        problem.objective,
-        FixedWeights(fixed),
-        epochs=epochs,
-        optimizer=optimizer,
-        lr=lr,
-        val=problem.val,
-        monitor=monitor,
-        restore_best=True,
-        progress=False,
-        seed=seed,
+    auxes = _aux_tasks(problem)
+    fixed = {t: float(weights.get(t, 0.0)) for t in auxes}
+    history, seconds, best = _timed_fit(
+        problem,
+        FixedWeights({problem.objective.main: 1.0, **fixed}),
+        epochs,
+        seed,
+        optimizer,
+        lr,
+        monitor,
     )
-    seconds = time.perf_counter() - start
-    best = history.best_epoch or len(history.epochs)
     return _Run(
-        {t: fixed[t] for t in auxes},
-        [{t: fixed[t] for t in auxes} for _ in history.epochs],
+        fixed,
+        [dict(fixed) for _ in history.epochs],
         float(history.epochs[best - 1][monitor]),
         _test_score(problem, problem.model, monitor),
         best,
@@ -506,13 +534,11 @@ def _strategy_run(
     monitor: str | None,
     options: Mapping[str, Any],
 ) -> _Run:
-    from auxlab.train import fit
+    from auxlab.balancer import Balancer
     from auxlab.weighting import create
 
     optimizer, lr, monitor = _settings(problem, target, monitor)
-    main = problem.objective.main
-    auxes = [t for t in problem.objective.tasks if t != main]
-    from auxlab.balancer import Balancer
+    auxes = _aux_tasks(problem)
 
     args = dict(_STRATEGY_DEFAULTS.get(method, {}))
     args.update(options)
@@ -522,36 +548,20 @@ def _strategy_run(
         # weight across WEIGHT_SPAN within the run, however long the run is.
         steps = len(problem.train) * epochs if isinstance(problem.train, Sized) else 0
         per = args.get("every", 1) if method == "auxilearn" else every
-        updates = max(1, steps // max(1, int(per)))
-        args["lr"] = max(_SPAN_UPDATES[method], WEIGHT_SPAN / updates) if steps else None
-        if args["lr"] is None:
-            del args["lr"]
+        if steps:
+            updates = max(1, steps // max(1, int(per)))
+            args["lr"] = max(_SPAN_UPDATES[method], WEIGHT_SPAN / updates)
     strategy = create(method, **args)
     balancer = Balancer(
         strategy,
         shared=problem.shared,
-        main=main,
+        main=problem.objective.main,
         tasks=problem.objective.tasks,
         every=every,
     )
-    start = time.perf_counter()
-    history = fit(
-        problem.model,
-        problem.train,
-        problem.objective,
-        balancer,
-        epochs=epochs,
-        optimizer=optimizer,
-        lr=lr,
-        val=problem.val,
-        monitor=monitor,
-        shared=problem.shared,
-        restore_best=True,
-        progress=False,
-        seed=seed,
+    history, seconds, best = _timed_fit(
+        problem, balancer, epochs, seed, optimizer, lr, monitor, shared=problem.shared
     )
-    seconds = time.perf_counter() - start
-    best = history.best_epoch or len(history.epochs)
     done = [s for s in history.steps if s["epoch"] == best and not s.get("skipped")]
     weights = {
         t: sum(float(s.get(f"weight_{t}", 0.0)) for s in done) / max(len(done), 1) for t in auxes
@@ -701,7 +711,7 @@ def _halving_run(
         raise TuneError(f"halving takes options 'weights' and 'budget', not {sorted(unknown)}")
     optimizer, lr, monitor = _settings(problem, target, monitor)
     main = problem.objective.main
-    auxes = [t for t in problem.objective.tasks if t != main]
+    auxes = _aux_tasks(problem)
     grid = options.get("weights", HALVING_WEIGHTS)
     if isinstance(grid, (int, float)) or not grid:
         raise TuneError(f"halving's weights must be a non-empty list of weights, got {grid!r}")
