@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -147,14 +146,9 @@ def run_set(
 
 def paired(diffs: list[float]) -> tuple[float, float, float]:
     """Mean of paired differences and its 95 % t-interval (nan half-width for one pair)."""
-    from scipy import stats
+    from auxlab.study._stats import mean_interval
 
-    v = np.asarray(diffs, dtype=float)
-    mean = float(v.mean())
-    if v.size < 2:
-        return mean, float("nan"), float("nan")
-    half = float(stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
-    return mean, mean - half, mean + half
+    return mean_interval(diffs)
 
 
 def fold_defaults(path: Path | None, names: list[str]) -> dict[str, tuple[dict[str, Any], str]]:

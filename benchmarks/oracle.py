@@ -42,6 +42,7 @@ from scipy import stats
 
 from auxlab.cases import CASES, Case
 from auxlab.study import Study
+from auxlab.study._stats import mean_interval
 
 WEIGHTS = (0.0, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 SEEDS = tuple(range(10))
@@ -68,13 +69,7 @@ def finite(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def interval(diffs: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
     """``(mean, low, high)``: the t-interval of the mean of paired differences."""
-    d = np.asarray(diffs, dtype=float)
-    n = len(d)
-    mean = float(d.mean()) if n else math.nan
-    if n < 2:
-        return mean, math.nan, math.nan
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * d.std(ddof=1) / math.sqrt(n))
-    return mean, mean - half, mean + half
+    return mean_interval(diffs, level)
 
 
 def grid_runs(

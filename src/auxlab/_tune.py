@@ -118,16 +118,10 @@ def paired_comparison(
     """
     if len(zero) != len(learned) or not zero:
         raise ValueError(f"need paired values: {len(zero)} at weight 0, {len(learned)} learned")
-    diffs = [float(b) - float(a) for a, b in zip(zero, learned, strict=True)]
-    n = len(diffs)
-    mean = sum(diffs) / n
-    if n < 2:
-        return diffs, mean, math.nan, math.nan
-    from auxlab.study._stats import t_quantile
+    from auxlab.study._stats import mean_interval
 
-    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
-    half = t_quantile((1 + confidence) / 2, n - 1) * sd / math.sqrt(n)
-    return diffs, mean, mean - half, mean + half
+    diffs = [float(b) - float(a) for a, b in zip(zero, learned, strict=True)]
+    return (diffs, *mean_interval(diffs, confidence))
 
 
 @dataclass

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from auxlab._optional import require
-from auxlab.study._stats import t_quantile
+from auxlab.study._stats import mean_interval, t_quantile
 
 __all__ = ["compare", "mean_ci", "permutation_p", "plot_curves", "welch_p"]
 
@@ -23,14 +23,7 @@ def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float,
         >>> [round(v, 3) for v in mean_ci([1.0, 2.0, 3.0])]
         [2.0, -0.484, 4.484]
     """
-    x = np.asarray([v for v in values if not math.isnan(v)], dtype=float)
-    if x.size == 0:
-        return float("nan"), float("nan"), float("nan")
-    m = float(x.mean())
-    if x.size == 1:
-        return m, float("nan"), float("nan")
-    half = t_quantile(0.5 + level / 2, x.size - 1) * float(x.std(ddof=1)) / math.sqrt(x.size)
-    return m, m - half, m + half
+    return mean_interval(values, level)
 
 
 def welch_p(a: Sequence[float], b: Sequence[float]) -> float:

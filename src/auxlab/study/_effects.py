@@ -26,7 +26,7 @@ from typing import Any
 
 from auxlab.study._groups import Paired, finite, group_rows, paired, pooled_sd
 from auxlab.study._results import StudyRecords
-from auxlab.study._stats import t_quantile
+from auxlab.study._stats import mean_interval
 
 __all__ = [
     "MIN_SPAN_SDS",
@@ -64,15 +64,7 @@ def t_interval(values: Sequence[float], level: float = 0.95) -> Interval:
         (-0.4841, 4.4841)
     """
     vals = [float(v) for v in values if finite(v)]
-    n = len(vals)
-    if n == 0:
-        return Interval(math.nan, math.nan, math.nan, 0)
-    mean = sum(vals) / n
-    if n < 2:
-        return Interval(mean, math.nan, math.nan, 1)
-    sd = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1))
-    half = t_quantile(0.5 + level / 2, n - 1) * sd / math.sqrt(n)
-    return Interval(mean, mean - half, mean + half, n)
+    return Interval(*mean_interval(vals, level), len(vals))
 
 
 def axis_limits(

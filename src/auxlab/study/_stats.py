@@ -7,11 +7,12 @@ with argument checks that name the problem; scipy is imported on first use.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 from auxlab._optional import require
 
-__all__ = ["t_cdf", "t_quantile"]
+__all__ = ["mean_interval", "t_cdf", "t_quantile"]
 
 
 def _t() -> Any:
@@ -45,3 +46,26 @@ def t_quantile(q: float, df: float) -> float:
         raise ValueError(f"q must be a probability strictly between 0 and 1, got {q!r}")
     _check_df(df)
     return float(_t().ppf(q, df))
+
+
+def mean_interval(values: Iterable[float], level: float = 0.95) -> tuple[float, float, float]:
+    """``(mean, low, high)``: the mean of ``values`` (NaNs dropped) and its Student-t interval.
+
+    ``mean ± t_{(1+level)/2, n−1}·sd/√n`` with ``sd`` over ``n − 1``: the interval of a mean
+    over seeds, or of paired differences seed by seed. One value: ``(mean, nan, nan)``; none:
+    all three NaN.
+
+    Example:
+        >>> [round(v, 4) for v in mean_interval([1.0, 2.0, 3.0])]
+        [2.0, -0.4841, 4.4841]
+    """
+    vals = [float(v) for v in values if not math.isnan(float(v))]
+    n = len(vals)
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    mean = sum(vals) / n
+    if n < 2:
+        return mean, math.nan, math.nan
+    sd = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1))
+    half = t_quantile(0.5 + level / 2, n - 1) * sd / math.sqrt(n)
+    return mean, mean - half, mean + half
